@@ -1,0 +1,211 @@
+"""Command line: ``syncnet-fcn detect | engines | weights | calibrate | train``.
+
+User errors print one line (``error: …``) on stderr and exit with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from . import SIGN_CONVENTION, __version__
+from .errors import InvalidArgumentError, SyncNetError
+
+EXIT_USAGE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args) or 0
+    except SyncNetError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncnet-fcn",
+        description="Audio-visual sync: per face track, the audio-video offset, confidence and LSE-C/LSE-D.",
+        epilog=SIGN_CONVENTION,
+    )
+    parser.add_argument("--version", action="version", version=f"syncnet-fcn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("detect", help="measure the audio-video offset of every face in a video")
+    p.add_argument("video", help="any video file with an audio track")
+    p.add_argument("--engine", default="auto", choices=["auto", "syncnet", "fcn", "landmark"],
+                   help="auto: fcn on the best weights present, else the embedded landmark engine")
+    p.add_argument("--weights", help="weights file or registry name (default: official if cached, else project checkpoint)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--full", action="store_true", help="include per-frame face boxes in the JSON")
+    p.add_argument("--out", help="also write the JSON document to this file")
+    p.add_argument("--max-offset", type=int, default=15, help="search range in frames (default 15 = ±0.6 s)")
+    p.add_argument("--min-track-frames", type=int, default=25, help="shortest face track kept (default 25 = 1 s; the original used 100)")
+    p.add_argument("--min-face-size", type=float, default=0, help="smallest mean face size in px (the original used 100)")
+    p.add_argument("--device", default="cpu", help="torch device for the syncnet/fcn engines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("engines", help="which engines can run here, and why not")
+    p.add_argument("--weights")
+    p.set_defaults(func=cmd_engines)
+
+    weights_parser = sub.add_parser("weights", help="list or download model weights")
+    wsub = weights_parser.add_subparsers(dest="weights_command", metavar="ACTION")
+    w = wsub.add_parser("list", help="known weights and where they are")
+    w.set_defaults(func=cmd_weights_list)
+    w = wsub.add_parser("download", help="download weights into the cache")
+    w.add_argument("name", nargs="?", default="syncnet_v2")
+    w.add_argument("--dest", help="directory (default: the cache, $SYNCNET_FCN_CACHE)")
+    w.set_defaults(func=cmd_weights_download)
+    weights_parser.set_defaults(func=lambda _args: (weights_parser.print_help(), EXIT_USAGE)[1])
+
+    p = sub.add_parser("calibrate", help="fit FCN-SyncNet's distance calibration for a weights file")
+    p.add_argument("inputs", nargs="+", help="videos or audio files with speech (any, not evaluation clips)")
+    p.add_argument("--weights", help="weights file or registry name")
+    p.add_argument("--out", help="where to write the calibration (default: beside the weights)")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("train", help="train a SyncNet-family model on talking-face footage")
+    p.set_defaults(func=cmd_train)
+    _add_train_arguments(p)
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------------------------
+
+
+def cmd_detect(args) -> int:
+    from .pipeline import SyncPipeline
+    from .tracking import TrackingOptions
+
+    video = Path(args.video)
+    if not video.is_file():
+        raise InvalidArgumentError(f"no such file: {video}")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.resolve() == video.resolve():
+        raise InvalidArgumentError("--out would overwrite the input video")
+    tracking = TrackingOptions(min_track_frames=args.min_track_frames, min_face_size=args.min_face_size)
+    bar = None if args.quiet else _ProgressBar()
+    try:
+        pipe = SyncPipeline(engine=args.engine, weights=args.weights, max_offset=args.max_offset,
+                            device=args.device, tracking=tracking, progress=bar)
+        report = pipe.run(video)
+    finally:
+        if bar is not None:
+            bar.close()
+    document = report.to_json(full=args.full)
+    if out is not None:
+        _write_atomic(out, document + "\n")
+    print(document if args.json else report.format_table())
+    return 0
+
+
+def cmd_engines(args) -> int:
+    from .engines import available_engines
+
+    for name, status in available_engines(args.weights).items():
+        mark = "yes" if status["available"] else "no "
+        print(f"{name:9s} {mark}  {status['reason']}")
+    return 0
+
+
+def cmd_weights_list(args) -> int:
+    from .weights import REGISTRY, cache_dir, weights_status
+
+    print(f"cache: {cache_dir()}")
+    for name, entry in REGISTRY.items():
+        status = weights_status(name)
+        print(f"{name:22s} {'present' if status['available'] else 'absent ':7s}  {entry.get('description', '')}")
+        if not status["available"]:
+            print(f"{'':22s} {status['reason']}")
+    return 0
+
+
+def cmd_weights_download(args) -> int:
+    from .weights import download
+
+    path = download(args.name, dest_dir=args.dest, progress=True)
+    print(path)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .calibrate import run_calibration
+
+    result = run_calibration(args.weights, [Path(p) for p in args.inputs], out=args.out)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from .train import add_arguments
+    except ImportError:  # training code not installed in this build
+        return
+    add_arguments(parser)
+
+
+def cmd_train(args) -> int:
+    from .train import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+
+
+class _ProgressBar:
+    """tqdm bar on stderr, one per pipeline stage; silent when stderr is not a terminal-ish stream."""
+
+    LABELS = {"tracks": "finding faces", "sync": "measuring sync"}
+
+    def __init__(self):
+        self.stage = None
+        self.bar = None
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=100, desc=self.LABELS.get(stage, stage), unit="%", file=sys.stderr,
+                            leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        target = int(round(fraction * 100))
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

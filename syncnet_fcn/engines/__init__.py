@@ -1,0 +1,65 @@
+"""Engine registry: build an engine by name and say which ones can run here, and why not."""
+
+from __future__ import annotations
+
+from .base import SyncEngine, TrackScorer, TrackSync
+
+ENGINE_NAMES = ("syncnet", "fcn", "landmark")
+
+__all__ = ["ENGINE_NAMES", "SyncEngine", "TrackScorer", "TrackSync", "create_engine", "available_engines"]
+
+
+def create_engine(name: str, weights: str | None = None, device: str = "cpu") -> SyncEngine:
+    """Build engine ``name`` ("syncnet", "fcn", "landmark" or "auto").
+
+    ``auto`` picks the best engine that can run here: ``fcn`` on official weights, else ``fcn`` on the
+    project-trained checkpoint, else ``landmark``. Raises :class:`EngineUnavailableError` or
+    :class:`WeightsError` with a readable message when the engine cannot run.
+    """
+    from ..errors import EngineUnavailableError
+
+    if name == "auto":
+        name, weights = _pick_auto(weights)
+    if name == "syncnet":
+        from .syncnet import SlidingWindowEngine
+
+        return SlidingWindowEngine.from_weights(weights, device=device)
+    if name == "fcn":
+        from .fcn import FCNEngine
+
+        return FCNEngine.from_weights(weights, device=device)
+    if name == "landmark":
+        from .landmark import LandmarkEngine
+
+        return LandmarkEngine()
+    raise EngineUnavailableError(f"unknown engine {name!r}: choose one of {', '.join(ENGINE_NAMES)} or auto")
+
+
+def _pick_auto(weights: str | None) -> tuple[str, str | None]:
+    from ..weights import default_weights
+
+    if weights is not None:
+        return "fcn", weights
+    found = default_weights()
+    if found is not None:
+        return "fcn", found
+    return "landmark", None
+
+
+def available_engines(weights: str | None = None) -> dict[str, dict]:
+    """``{name: {"available": bool, "reason": str, "weights": str | None}}`` for every engine."""
+    from ..weights import default_weights, weights_status
+
+    status = {}
+    path = weights or default_weights()
+    wstat = weights_status(path)
+    for name in ("syncnet", "fcn"):
+        status[name] = {"available": wstat["available"], "reason": wstat["reason"], "weights": wstat["weights"]}
+    try:
+        from .landmark import landmark_available
+
+        ok, reason = landmark_available()
+    except ImportError as exc:  # the landmark engine's dependencies are missing
+        ok, reason = False, f"landmark engine unavailable: {exc}"
+    status["landmark"] = {"available": ok, "reason": reason, "weights": "mediapipe bundled face models"}
+    return status

@@ -1,0 +1,63 @@
+"""The interface every sync engine implements, and the per-track result it returns.
+
+The pipeline decodes a video once and pushes each face track's crops, chunk by chunk, to one
+:class:`TrackScorer` per engine; nothing holds a whole track's frames. An engine turns crops and the
+track's audio into a distance matrix ``dists[window, shift]`` (lower = better match) and
+:mod:`syncnet_fcn.scoring` turns that into the original SyncNet numbers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class TrackSync:
+    """One engine's reading of one face track.
+
+    ``offset_curve[k]`` is the mean distance at offset ``offsets[k]``; offsets run from ``-max_offset``
+    to ``+max_offset``. ``per_frame_confidence`` has one value per track frame (window-centred, edges
+    repeated). ``dists`` is the raw ``(n_windows, 2*max_offset+1)`` matrix, columns in the original's
+    order (column k ↔ offset ``max_offset - k``), kept for context-averaged evaluation.
+    """
+
+    offset_frames: int
+    confidence: float
+    min_dist: float | None
+    per_frame_confidence: np.ndarray
+    offsets: np.ndarray
+    offset_curve: np.ndarray
+    reliable: bool = True
+    note: str | None = None
+    dists: np.ndarray | None = field(default=None, repr=False)
+    extra: dict = field(default_factory=dict)
+
+
+class TrackScorer(ABC):
+    """Receives one track's crops in order; :meth:`finish` returns the reading."""
+
+    @abstractmethod
+    def push(self, crops: np.ndarray) -> None:
+        """Next consecutive crops of the track, ``(n, 224, 224, 3)`` uint8 BGR."""
+
+    @abstractmethod
+    def finish(self) -> TrackSync:
+        """All crops pushed: compute and return the reading."""
+
+
+class SyncEngine(ABC):
+    name: str = "?"
+    #: human-readable description of the weights (path, registry name) for the report
+    weights: str | None = None
+    #: per-frame confidence above which a face counts as the one speaking ("who speaks when")
+    speaking_threshold: float = 1.5
+
+    @abstractmethod
+    def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
+        """Begin a track of ``n_frames`` frames whose audio is exactly ``audio``.
+
+        ``audio`` is int16 mono 16 kHz, ``640 * n_frames`` samples: the track's own span.
+        """

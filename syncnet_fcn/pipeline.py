@@ -1,0 +1,185 @@
+"""The detection pipeline every front end uses: video → face tracks → crops → engines → reports.
+
+A :class:`SyncPipeline` holds its engines (models are loaded once and reused across videos). For one
+video it decodes twice, never holding more than a chunk of frames: a low-resolution pass that finds
+and tracks faces, then a full-resolution pass that cuts each track's crops and pushes them, chunk by
+chunk, to one scorer per engine, so several engines share the one decode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import SAMPLES_PER_FRAME
+from .crops import iter_track_crops
+from .engines import ENGINE_NAMES, SyncEngine, create_engine
+from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
+from .media import load_audio, probe
+from .report import SyncReport, TrackResult
+from .tracking import FaceTrack, TrackingOptions, find_face_tracks
+
+#: progress(stage, fraction): stage is "tracks" or "sync"; fraction runs 0 → 1 within a stage.
+ProgressCallback = Callable[[str, float], None]
+
+CROP_CHUNK = 128
+
+
+class SyncPipeline:
+    """Sync analysis of videos with one or more engines.
+
+    >>> pipe = SyncPipeline(engine="auto")
+    >>> report = pipe.run("talk.mp4")
+    >>> report.offset_frames, report.confidence
+
+    ``engines=[...]`` builds several engines; those that cannot run here are left out and their reasons
+    kept in :attr:`engine_errors` (with a single ``engine`` the error is raised instead).
+    """
+
+    def __init__(
+        self,
+        engine: str | None = None,
+        *,
+        engines: Sequence[str] | None = None,
+        weights: str | None = None,
+        max_offset: int = 15,
+        device: str = "cpu",
+        tracking: TrackingOptions | None = None,
+        detector: str = "mediapipe",
+        progress: ProgressCallback | None = None,
+    ):
+        if engine is not None and engines is not None:
+            raise InvalidArgumentError("give either engine or engines, not both")
+        if not 1 <= int(max_offset) <= 50:
+            raise InvalidArgumentError(f"max_offset must be between 1 and 50 frames, got {max_offset}")
+        self.max_offset = int(max_offset)
+        self.tracking = tracking or TrackingOptions()
+        self.detector_name = detector
+        self.progress = progress
+        self.engines: dict[str, SyncEngine] = {}
+        self.engine_errors: dict[str, str] = {}
+
+        names = list(engines) if engines is not None else [engine or "auto"]
+        for name in names:
+            if name not in ENGINE_NAMES and name != "auto":
+                raise InvalidArgumentError(
+                    f"unknown engine {name!r}: choose from {', '.join(ENGINE_NAMES)} or auto"
+                )
+        strict = engines is None
+        for name in names:
+            try:
+                built = create_engine(name, weights=weights, device=device)
+            except SyncNetError as exc:
+                if strict:
+                    raise
+                self.engine_errors[name] = exc.message
+                continue
+            self.engines.setdefault(built.name, built)
+        if not self.engines:
+            reasons = "; ".join(f"{k}: {v}" for k, v in self.engine_errors.items())
+            raise EngineUnavailableError(f"none of the requested engines can run here ({reasons})")
+        self._detector = None
+
+    # -- stages ---------------------------------------------------------------------------------------
+
+    def find_tracks(self, video: str | Path, progress: ProgressCallback | None = None) -> list[FaceTrack]:
+        """Every face track in ``video`` (may be empty)."""
+        progress = progress or self.progress
+        if self._detector is None:
+            from detectors import create_detector
+
+            self._detector = create_detector(self.detector_name, min_confidence=self.tracking.min_confidence)
+        hook = None
+        if progress is not None:
+            hook = lambda done, total: progress("tracks", min(1.0, done / max(total, 1)))  # noqa: E731
+        return find_face_tracks(video, detector=self._detector, options=self.tracking, progress=hook)
+
+    def analyze(
+        self,
+        video: str | Path,
+        *,
+        tracks: list[FaceTrack] | None = None,
+        audio: np.ndarray | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, SyncReport]:
+        """Run every engine on ``video``; ``{engine name: SyncReport}``.
+
+        ``tracks`` reuses tracks found earlier (e.g. for several audio shifts of one clip); ``audio``
+        replaces the file's audio (int16 mono 16 kHz on the video's timeline).
+        """
+        progress = progress or self.progress
+        started = time.perf_counter()
+        info = probe(video)
+        if audio is None:
+            audio = load_audio(video)
+        timings = {}
+        t0 = time.perf_counter()
+        if tracks is None:
+            tracks = self.find_tracks(video, progress=progress)
+        timings["tracks_s"] = time.perf_counter() - t0
+        if not tracks:
+            raise NoFaceError(
+                f"no face track of at least {self.tracking.min_track_frames} frames found in {Path(video).name}"
+            )
+
+        scorers = {
+            (track.track_id, name): engine.start_track(
+                _track_audio(audio, track), track.n_frames, self.max_offset
+            )
+            for track in tracks
+            for name, engine in self.engines.items()
+        }
+        engine_time = dict.fromkeys(self.engines, 0.0)
+        total_frames = sum(t.n_frames for t in tracks)
+        pushed = 0
+        t0 = time.perf_counter()
+        for track_id, _first, crops in iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK):
+            for name in self.engines:
+                t1 = time.perf_counter()
+                scorers[(track_id, name)].push(crops)
+                engine_time[name] += time.perf_counter() - t1
+            pushed += len(crops)
+            if progress is not None:
+                progress("sync", min(1.0, pushed / max(total_frames, 1)))
+        # decode + crop time alone: what the engines spent inside push() is theirs
+        timings["crops_s"] = time.perf_counter() - t0 - sum(engine_time.values())
+
+        results: dict[str, list[TrackResult]] = {name: [] for name in self.engines}
+        for track in tracks:
+            for name, engine in self.engines.items():
+                t1 = time.perf_counter()
+                sync = scorers[(track.track_id, name)].finish()
+                engine_time[name] += time.perf_counter() - t1
+                results[name].append(TrackResult(track, sync, engine.speaking_threshold))
+        total = time.perf_counter() - started
+
+        reports = {}
+        for name, engine in self.engines.items():
+            reports[name] = SyncReport(
+                video=str(video),
+                engine=name,
+                weights=engine.weights,
+                duration_s=info.duration_s,
+                max_offset=self.max_offset,
+                tracks=results[name],
+                timings={**timings, "engine_s": engine_time[name], "total_s": total},
+            )
+        return reports
+
+    def run(self, video: str | Path, **kwargs) -> SyncReport:
+        """The report of the first (or only) engine."""
+        reports = self.analyze(video, **kwargs)
+        return next(iter(reports.values()))
+
+
+def _track_audio(audio: np.ndarray, track: FaceTrack) -> np.ndarray:
+    """The track's own span of audio, zero-padded where the file's audio ends early."""
+    start = track.start_frame * SAMPLES_PER_FRAME
+    stop = (track.end_frame + 1) * SAMPLES_PER_FRAME
+    span = audio[start:stop]
+    if len(span) < stop - start:
+        span = np.concatenate([span, np.zeros(stop - start - len(span), dtype=audio.dtype)])
+    return span

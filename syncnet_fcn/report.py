@@ -1,0 +1,190 @@
+"""Results: per-track readings, the report of one engine on one video, and its writers (JSON, table)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import SIGN_CONVENTION, TIMELINE_FPS, __version__
+from .engines.base import TrackSync
+from .tracking import FaceTrack
+
+# A speaking segment shorter than this is noise; gaps shorter than this are bridged.
+MIN_SEGMENT_FRAMES = 5
+
+
+@dataclass
+class TrackResult:
+    track: FaceTrack
+    sync: TrackSync
+    speaking_threshold: float
+
+    @property
+    def track_id(self) -> int:
+        return self.track.track_id
+
+    def speaking_segments(self) -> list[dict]:
+        """Frames where this face's sync confidence says it is the voice heard, as time segments."""
+        active = np.asarray(self.sync.per_frame_confidence, dtype=float) > self.speaking_threshold
+        segments = []
+        for start, end in _runs(active, MIN_SEGMENT_FRAMES):
+            first = self.track.start_frame + start
+            last = self.track.start_frame + end
+            segments.append(
+                {
+                    "start_frame": int(first),
+                    "end_frame": int(last),
+                    "start_s": round(first / TIMELINE_FPS, 3),
+                    "end_s": round((last + 1) / TIMELINE_FPS, 3),
+                }
+            )
+        return segments
+
+    def to_dict(self, full: bool = False) -> dict:
+        sync = self.sync
+        out = {
+            "track_id": self.track.track_id,
+            "start_frame": int(self.track.start_frame),
+            "end_frame": int(self.track.end_frame),
+            "n_frames": int(self.track.n_frames),
+            "bbox": self.track.bbox_summary(),
+            "offset_frames": int(sync.offset_frames),
+            "offset_seconds": round(sync.offset_frames / TIMELINE_FPS, 3),
+            "confidence": _num(sync.confidence),
+            "min_dist": _num(sync.min_dist),
+            "reliable": bool(sync.reliable),
+            "note": sync.note,
+            "per_frame_confidence": [_num(v) for v in np.asarray(sync.per_frame_confidence, dtype=float)],
+            "offset_curve": {
+                "offsets": [int(o) for o in sync.offsets],
+                "mean_dist": [_num(v) for v in np.asarray(sync.offset_curve, dtype=float)],
+            },
+            "speaking_segments": self.speaking_segments(),
+        }
+        if full:
+            out["boxes"] = [[round(float(v), 1) for v in box] for box in self.track.boxes]
+        return out
+
+
+@dataclass
+class SyncReport:
+    """One engine's reading of one video: every face track, and the main one (highest confidence)."""
+
+    video: str
+    engine: str
+    weights: str | None
+    duration_s: float
+    max_offset: int
+    tracks: list[TrackResult]
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def main(self) -> TrackResult | None:
+        if not self.tracks:
+            return None
+        return max(self.tracks, key=lambda t: (t.sync.reliable, _finite(t.sync.confidence)))
+
+    @property
+    def offset_frames(self) -> int | None:
+        return None if self.main is None else int(self.main.sync.offset_frames)
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.main is None else self.main.sync.confidence
+
+    @property
+    def min_dist(self) -> float | None:
+        return None if self.main is None else self.main.sync.min_dist
+
+    def to_dict(self, full: bool = False) -> dict:
+        main = self.main
+        return {
+            "video": self.video,
+            "engine": self.engine,
+            "weights": self.weights,
+            "fps": TIMELINE_FPS,
+            "duration_s": round(self.duration_s, 3),
+            "sign_convention": SIGN_CONVENTION,
+            "max_offset": self.max_offset,
+            "offset_frames": self.offset_frames,
+            "offset_seconds": None if main is None else round(self.offset_frames / TIMELINE_FPS, 3),
+            "confidence": None if main is None else _num(main.sync.confidence),
+            "min_dist": None if main is None else _num(main.sync.min_dist),
+            "reliable": bool(main.sync.reliable) if main is not None else False,
+            "main_track_id": None if main is None else main.track_id,
+            "tracks": [t.to_dict(full=full) for t in self.tracks],
+            "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
+            "version": __version__,
+        }
+
+    def to_json(self, full: bool = False, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(full=full), indent=indent)
+
+    def format_table(self) -> str:
+        """A readable summary for the terminal."""
+        lines = [
+            f"{Path(self.video).name} · {self.duration_s:.2f} s · engine {self.engine}"
+            + (f" ({self.weights})" if self.weights else "")
+        ]
+        header = f"{'track':>5}  {'frames':>13}  {'face px':>7}  {'offset':>6}  {'ms':>6}  {'conf':>6}  {'min dist':>8}  reliable"
+        lines += [header, "-" * len(header)]
+        for t in self.tracks:
+            s = t.sync
+            lines.append(
+                f"{t.track_id:>5}  {t.track.start_frame:>6}-{t.track.end_frame:<6}  "
+                f"{t.track.bbox_summary()['size']:>7.0f}  {s.offset_frames:>+6d}  "
+                f"{s.offset_frames * 1000 // TIMELINE_FPS:>+6d}  {_fmt(s.confidence):>6}  {_fmt(s.min_dist):>8}  "
+                f"{'yes' if s.reliable else 'no'}" + (f"  ({s.note})" if s.note else "")
+            )
+        main = self.main
+        if main is not None:
+            lines.append("")
+            lines.append(f"main track {main.track_id}: {describe_offset(main.sync.offset_frames)}")
+        return "\n".join(lines)
+
+
+def describe_offset(offset_frames: int) -> str:
+    """Words for an offset in the SyncNet convention (positive = audio early)."""
+    ms = abs(offset_frames) * 1000 // TIMELINE_FPS
+    if offset_frames == 0:
+        return "audio and video are in sync (0 frames)"
+    frames = f"{abs(offset_frames)} frame{'s' if abs(offset_frames) != 1 else ''}"
+    if offset_frames > 0:
+        return f"audio is {ms} ms early (leads the video by {frames})"
+    return f"audio is {ms} ms late (lags the video by {frames})"
+
+
+def _runs(active: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """Inclusive (start, end) index runs of True, bridging short gaps and dropping short runs."""
+    runs = []
+    idx = np.flatnonzero(active)
+    if idx.size == 0:
+        return runs
+    start = prev = int(idx[0])
+    for i in idx[1:]:
+        i = int(i)
+        if i - prev > min_len:
+            runs.append((start, prev))
+            start = i
+        prev = i
+    runs.append((start, prev))
+    return [(a, b) for a, b in runs if b - a + 1 >= min_len]
+
+
+def _finite(x) -> float:
+    return float(x) if x is not None and math.isfinite(x) else -math.inf
+
+
+def _num(x) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return round(x, 4) if math.isfinite(x) else None
+
+
+def _fmt(x) -> str:
+    return "-" if x is None or not math.isfinite(float(x)) else f"{float(x):.2f}"
