@@ -32,3 +32,38 @@ def manifest() -> list[dict]:
 def clip():
     """``clip("syncnet_example.avi")`` → path, skipping when ../shared is absent."""
     return clip_path
+
+
+def write_test_video(path: Path, frames, audio=None, fps: int = 25, sample_rate: int = 16000) -> Path:
+    """Encode ``frames`` (iterable of BGR uint8 arrays) and optional int16 mono ``audio`` with PyAV."""
+    import av
+    import numpy as np
+
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        vstream = container.add_stream("libx264" if path.suffix == ".mp4" else "mpeg4", rate=fps)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        astream = None
+        if audio is not None:
+            astream = container.add_stream("aac", rate=sample_rate)
+            astream.layout = "mono"
+        for img in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            samples = np.asarray(audio, dtype=np.int16)
+            step = 1024
+            for start in range(0, len(samples), step):
+                chunk = samples[start:start + step]
+                aframe = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
+                aframe.sample_rate = sample_rate
+                aframe.pts = start
+                for packet in astream.encode(aframe):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return path

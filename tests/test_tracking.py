@@ -1,0 +1,195 @@
+"""Face tracks: real clips with mediapipe, and the tracker's rules with a scripted detector."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from detectors import Detection, FaceDetector, available_detectors, create_detector
+from syncnet_fcn.errors import InvalidArgumentError
+from syncnet_fcn.media import probe
+from syncnet_fcn.tracking import FaceTrack, TrackingOptions, find_face_tracks
+
+
+def write_video(path, images):
+    """A 25 fps H.264 clip of the given BGR frames."""
+    height, width = images[0].shape[:2]
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.codec_context.time_base = Fraction(1, 25)
+    for k, image in enumerate(images):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame.pts = k
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+class ScriptedDetector:
+    """Returns ``script(call_index)`` boxes: the tracker calls it once per detected frame, in order."""
+
+    name = "scripted"
+
+    def __init__(self, script):
+        self.script = script
+        self.calls = 0
+
+    def detect(self, frame_bgr):
+        boxes = self.script(self.calls)
+        self.calls += 1
+        return [Detection(box=b, score=0.9) for b in boxes]
+
+
+@pytest.fixture(scope="module")
+def flat_video(tmp_path_factory):
+    """80 frames of flat grey 160x120: no scene cut."""
+    return write_video(tmp_path_factory.mktemp("tracks") / "flat.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 80)
+
+
+LEFT = [10, 20, 50, 60]
+RIGHT = [100, 20, 140, 60]
+
+
+# ----------------------------------------------------------------------------------------------------
+# real clips
+
+
+@pytest.mark.slow
+def test_interview_has_two_long_tracks(clip):
+    path = clip("visualvoice_interview.mp4")
+    n_frames = probe(path).n_frames
+    tracks = find_face_tracks(path)
+    long_tracks = [t for t in tracks if t.n_frames >= 0.8 * n_frames]
+    assert len(long_tracks) == 2
+    left, right = sorted(long_tracks, key=lambda t: t.bbox_summary()["x"])
+    # Two different people, side by side: their boxes never overlap.
+    assert left.bbox_summary()["x"] + left.bbox_summary()["w"] < right.bbox_summary()["x"]
+    for track in long_tracks:
+        assert track.boxes.shape == (track.n_frames, 4)
+        assert np.all(np.diff(track.frames) == 1)
+        assert np.isfinite(track.boxes).all()
+
+
+@pytest.mark.slow
+def test_face_crop_clip_is_one_track_over_the_whole_clip(clip):
+    path = clip("syncnet_example.avi")
+    n_frames = probe(path).n_frames
+    seen = []
+    tracks = find_face_tracks(path, progress=lambda done, total: seen.append((done, total)))
+    assert len(tracks) == 1
+    track = tracks[0]
+    assert (track.track_id, track.start_frame, track.end_frame) == (0, 0, n_frames - 1)
+    assert seen[-1] == (n_frames, n_frames)
+    # The face fills this 224x224 crop: its box is most of the frame, centred horizontally.
+    summary = track.bbox_summary()
+    assert 0.5 * 224 < summary["size"] < 224
+    assert abs(summary["x"] + summary["w"] / 2 - 112) < 20
+
+
+def test_mediapipe_detector_is_available_and_finds_a_face(clip):
+    from syncnet_fcn.media import iter_frames
+
+    assert "mediapipe" in available_detectors()
+    detector = create_detector("mediapipe", min_confidence=0.5)
+    assert isinstance(detector, FaceDetector)
+    _, frame = next(iter_frames(clip("syncnet_example.avi")))
+    found = detector.detect(frame)
+    assert len(found) == 1
+    box = found[0].box
+    assert box.dtype == np.float32 and box[0] < 112 < box[2] and box[1] < 112 < box[3]
+    assert not detector.detect(np.full((240, 320, 3), 128, np.uint8))  # no face in a flat frame
+
+
+def test_unknown_detector_is_a_user_error():
+    with pytest.raises(InvalidArgumentError):
+        create_detector("nonexistent")
+
+
+# ----------------------------------------------------------------------------------------------------
+# tracker rules with a scripted detector
+
+
+def test_missed_detections_are_interpolated(flat_video):
+    def script(k):
+        if 30 <= k < 40:
+            return []  # ten missed frames
+        shift = k * 0.5  # the face drifts right
+        return [np.array(LEFT) + [shift, 0, shift, 0]]
+
+    (track,) = find_face_tracks(flat_video, detector=ScriptedDetector(script), options=TrackingOptions(smooth_width=1))
+    assert (track.start_frame, track.end_frame) == (0, 79)
+    assert np.isnan(track.scores[30:40]).all() and not np.isnan(track.scores[:30]).any()
+    # Linear interpolation across the gap follows the drift.
+    np.testing.assert_allclose(track.boxes[35, 0], LEFT[0] + 35 * 0.5, atol=1e-3)
+
+
+def test_long_gap_splits_tracks_and_short_tracks_are_dropped(flat_video):
+    def script(k):
+        return [] if 20 <= k < 50 else [LEFT]  # 30 missed frames > max_missed 25
+
+    tracks = find_face_tracks(flat_video, detector=ScriptedDetector(script), options=TrackingOptions(min_track_frames=5))
+    assert [(t.track_id, t.start_frame, t.end_frame) for t in tracks] == [(0, 0, 19), (1, 50, 79)]
+    # With the default one-second (25-frame) minimum the 20-frame piece goes and the 30-frame one stays.
+    tracks = find_face_tracks(flat_video, detector=ScriptedDetector(script))
+    assert [(t.start_frame, t.end_frame) for t in tracks] == [(50, 79)]
+    tracks = find_face_tracks(flat_video, detector=ScriptedDetector(script), options=TrackingOptions(min_track_frames=100))
+    assert tracks == []
+
+
+def test_two_faces_make_two_tracks_ordered_by_start(flat_video):
+    def script(k):
+        return [RIGHT] + ([LEFT] if k >= 10 else [])
+
+    tracks = find_face_tracks(flat_video, detector=ScriptedDetector(script))
+    assert [(t.track_id, t.start_frame) for t in tracks] == [(0, 0), (1, 10)]
+    np.testing.assert_allclose(tracks[0].boxes.mean(0), RIGHT, atol=1e-3)
+    np.testing.assert_allclose(tracks[1].boxes.mean(0), LEFT, atol=1e-3)
+
+
+def test_min_face_size_drops_small_faces(flat_video):
+    def script(k):
+        return [LEFT, [100, 20, 150, 70]]  # 40 px and 50 px
+
+    sizes = [t.bbox_summary()["size"] for t in find_face_tracks(
+        flat_video, detector=ScriptedDetector(script), options=TrackingOptions(min_face_size=45))]
+    assert sizes == [50.0]
+
+
+def test_median_smoothing_removes_a_jump(flat_video):
+    def script(k):
+        return [np.array(LEFT) + (4 if k == 40 else 0)]  # one jittery detection
+
+    (track,) = find_face_tracks(flat_video, detector=ScriptedDetector(script))
+    np.testing.assert_allclose(track.boxes, np.tile(LEFT, (80, 1)), atol=1e-3)
+    (raw,) = find_face_tracks(flat_video, detector=ScriptedDetector(script), options=TrackingOptions(smooth_width=1))
+    assert raw.boxes[40, 0] == pytest.approx(LEFT[0] + 4)
+
+
+def test_detect_every_k_frames_interpolates_between(flat_video):
+    detector = ScriptedDetector(lambda k: [LEFT])
+    (track,) = find_face_tracks(flat_video, detector=detector, options=TrackingOptions(detect_every=4))
+    assert detector.calls == 20
+    assert (track.start_frame, track.end_frame) == (0, 76)  # last detection on frame 76
+    assert np.isfinite(track.scores).sum() == 20
+
+
+def test_scene_cut_ends_tracks(tmp_path):
+    rng = np.random.default_rng(3)
+    first, second = (rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(2))
+    path = write_video(tmp_path / "cut.mp4", [first] * 40 + [second] * 40)
+    tracks = find_face_tracks(path, detector=ScriptedDetector(lambda k: [LEFT]))
+    assert [(t.start_frame, t.end_frame) for t in tracks] == [(0, 39), (40, 79)]
+
+
+def test_face_track_summary():
+    boxes = np.array([[10, 20, 50, 70], [12, 20, 52, 70], [14, 20, 54, 70]], np.float32)
+    track = FaceTrack(track_id=3, frames=np.arange(5, 8), boxes=boxes, scores=np.array([0.9, np.nan, 0.8]))
+    assert (track.start_frame, track.end_frame, track.n_frames) == (5, 7, 3)
+    assert track.bbox_summary() == {"x": 12.0, "y": 20.0, "w": 40.0, "h": 50.0, "size": 50.0}
