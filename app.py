@@ -1,0 +1,360 @@
+"""REST API and web page for syncnet_fcn (Flask).
+
+    python app.py                 # serves on $PORT or 5000
+    curl -F video=@talk.mp4 http://localhost:5000/api/detect
+
+Endpoints: ``POST /api/detect`` (the JSON of ``syncnet-fcn detect``), ``POST /api/analyze`` (every
+engine, per-frame curves, plots), ``POST /api/jobs`` + ``GET /api/jobs/<id>`` (the same analysis in
+the background, with progress, for the web page), ``GET /api/health``, ``GET /api/openapi.json``,
+and the page at ``/``. All detection is the library's (:mod:`syncnet_fcn.service`,
+:class:`syncnet_fcn.pipeline.SyncPipeline`); this module only moves uploads and answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from syncnet_fcn import __version__, plots, service
+from syncnet_fcn.errors import InvalidArgumentError, SyncNetError
+
+log = logging.getLogger("syncnet_fcn.app")
+HERE = Path(__file__).resolve().parent
+
+DEFAULT_CONFIG = {
+    # uploads above this are refused with 413 before their body is read
+    "MAX_CONTENT_LENGTH": int(float(os.environ.get("SYNCNET_FCN_MAX_UPLOAD_MB", "200")) * 2**20),
+    # analyses that run at once; each holds a decoded video's worth of work on the CPU
+    "SYNC_WORKERS": int(os.environ.get("SYNCNET_FCN_WORKERS", "1")),
+    # how long a synchronous request waits for a free worker before it is answered 503
+    "SYNC_QUEUE_WAIT_S": float(os.environ.get("SYNCNET_FCN_QUEUE_WAIT_S", "15")),
+    # background jobs accepted (running + waiting) before new ones get 503
+    "SYNC_MAX_PENDING_JOBS": int(os.environ.get("SYNCNET_FCN_MAX_JOBS", "4")),
+    "SYNC_RETRY_AFTER_S": 30,
+    "SYNC_JOB_TTL_S": 900,
+    "SYNC_WEIGHTS": None,  # None: the library's default weights resolution
+    "SYNC_DEVICE": os.environ.get("SYNCNET_FCN_DEVICE", "cpu"),
+    "SYNC_UPLOAD_DIR": None,  # where upload workspaces are made (None: the system temp dir)
+    "SYNC_PIPELINE_FACTORY": None,  # tests may inject a stand-in for SyncPipeline
+}
+
+STAGES = {"tracks": ("finding faces", 0.0, 0.45), "sync": ("measuring sync", 0.45, 0.9)}
+
+
+class ServerBusy(SyncNetError):
+    code = "busy"
+    http_status = 503
+
+
+@dataclass
+class Job:
+    id: str
+    video_name: str
+    state: str = "queued"  # queued → running → done | error
+    stage: str = "waiting for a free worker"
+    progress: float = 0.0
+    result: dict | None = None
+    error: dict | None = None
+    finished_at: float | None = None
+    created_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict:
+        out = {"job_id": self.id, "state": self.state, "stage": self.stage, "progress": round(self.progress, 3),
+               "video": self.video_name}
+        if self.result is not None:
+            out["result"] = self.result
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class SyncService:
+    """Per-app state: the shared pipelines, the worker slots, and the background jobs."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.pipelines = service.PipelineCache(weights=config["SYNC_WEIGHTS"], device=config["SYNC_DEVICE"],
+                                               factory=config["SYNC_PIPELINE_FACTORY"])
+        self.slots = threading.BoundedSemaphore(max(1, int(config["SYNC_WORKERS"])))
+        self.jobs: dict[str, Job] = {}
+        self.jobs_lock = threading.Lock()
+
+    # -- worker slots -------------------------------------------------------------------------------------
+
+    def acquire_slot(self, wait_s: float | None = None) -> None:
+        wait_s = self.config["SYNC_QUEUE_WAIT_S"] if wait_s is None else wait_s
+        if not self.slots.acquire(timeout=max(0.0, wait_s)):
+            raise ServerBusy("all workers are busy; try again shortly")
+
+    # -- background jobs ----------------------------------------------------------------------------------
+
+    def submit(self, upload_dir: Path, video: Path, video_name: str, engines: list[str], max_offset: int,
+               with_plots: bool) -> Job:
+        """Queue an analysis; the job owns ``upload_dir`` and removes it when done."""
+        with self.jobs_lock:
+            self._forget_old_jobs()
+            pending = sum(job.state in ("queued", "running") for job in self.jobs.values())
+            if pending >= self.config["SYNC_MAX_PENDING_JOBS"]:
+                raise ServerBusy("too many analyses waiting; try again shortly")
+            job = Job(id=uuid.uuid4().hex, video_name=video_name)
+            self.jobs[job.id] = job
+        thread = threading.Thread(target=self._run_job, args=(job, upload_dir, video, engines, max_offset,
+                                                              with_plots), daemon=True, name=f"job-{job.id[:8]}")
+        thread.start()
+        return job
+
+    def _run_job(self, job: Job, upload_dir: Path, video: Path, engines, max_offset, with_plots) -> None:
+        result = error = None
+        try:
+            self.slots.acquire()
+            try:
+                job.state = "running"
+
+                def progress(stage: str, fraction: float) -> None:
+                    label, start, end = STAGES.get(stage, (stage, job.progress, job.progress))
+                    job.stage = label
+                    job.progress = max(job.progress, start + (end - start) * min(max(fraction, 0.0), 1.0))
+
+                def drawing() -> None:
+                    job.stage, job.progress = "drawing plots", max(job.progress, 0.9)
+
+                result = self.analyze(video, job.video_name, engines, max_offset, with_plots, progress,
+                                      on_plots=drawing)
+            finally:
+                self.slots.release()
+        except SyncNetError as exc:
+            error = {"code": exc.code, "message": exc.message}
+        except Exception as exc:  # a bug: keep the server alive and say so
+            log.exception("analysis job %s failed", job.id)
+            error = {"code": "internal_error", "message": f"internal error ({type(exc).__name__})"}
+        finally:
+            # the upload goes before the job reads as finished, so "done" means nothing is left behind
+            shutil.rmtree(upload_dir, ignore_errors=True)
+            job.finished_at = time.time()
+            if error is None and result is not None:
+                job.result, job.stage, job.progress, job.state = result, "done", 1.0, "done"
+            else:
+                job.error, job.state = error or {"code": "internal_error", "message": "internal error"}, "error"
+
+    def _forget_old_jobs(self) -> None:
+        cutoff = time.time() - self.config["SYNC_JOB_TTL_S"]
+        for job_id in [k for k, j in self.jobs.items() if j.finished_at is not None and j.finished_at < cutoff]:
+            del self.jobs[job_id]
+
+    # -- the work -----------------------------------------------------------------------------------------
+
+    def analyze(self, video: Path, video_name: str, engines: list[str], max_offset: int, with_plots: bool,
+                progress=None, on_plots=None) -> dict:
+        document, _ = service.run_analysis(self.pipelines, video, engines, max_offset, video_name, progress)
+        if with_plots:
+            if on_plots is not None:
+                on_plots()
+            document["plots"] = render_plots(video, document["engines"])
+        return document
+
+
+def render_plots(video: Path, reports: dict[str, dict]) -> dict:
+    """The three figures as inline PNG data URIs."""
+    preview_engine = next(iter(reports))
+    figures = {
+        "confidence": plots.confidence_figure(reports),
+        "offset_curves": plots.offset_curves_figure(reports),
+        "preview": plots.preview_figure(video, reports[preview_engine]),
+    }
+    return {name: plots.png_data_uri(plots.figure_png(fig)) for name, fig in figures.items()}
+
+
+# -- the app ----------------------------------------------------------------------------------------------
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
+    app.config.update(DEFAULT_CONFIG)
+    app.config.update(config or {})
+    app.json.sort_keys = False
+    sync = SyncService(app.config)
+    app.extensions["syncnet_fcn"] = sync
+
+    @app.before_request
+    def refuse_oversized_body():
+        # Decide on the declared length alone, before anything reads the body.
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if limit is not None and request.content_length is not None and request.content_length > limit:
+            return error_response("too_large", f"upload is larger than the {_megabytes(limit)} limit", 413)
+        return None
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", max_upload_bytes=app.config["MAX_CONTENT_LENGTH"],
+                               max_upload=_megabytes(app.config["MAX_CONTENT_LENGTH"]), version=__version__)
+
+    @app.get("/api/health")
+    def health():
+        status = service.engine_status(app.config["SYNC_WEIGHTS"])
+        runnable = [name for name, s in status.items() if s["available"]]
+        return jsonify({
+            "status": "ok",
+            "version": __version__,
+            "engines": status,
+            "default_engines": runnable or ["auto"],
+            "limits": {
+                "max_upload_bytes": app.config["MAX_CONTENT_LENGTH"],
+                "workers": int(app.config["SYNC_WORKERS"]),
+                "max_offset": {"min": service.MAX_OFFSET_RANGE[0], "max": service.MAX_OFFSET_RANGE[1],
+                               "default": service.DEFAULT_MAX_OFFSET},
+            },
+        })
+
+    @app.get("/api/openapi.json")
+    def openapi():
+        document = json.loads((HERE / "static" / "openapi.json").read_text())
+        document["info"]["version"] = __version__
+        return jsonify(document)
+
+    @app.post("/api/detect")
+    def detect():
+        engine = (request.form.get("engine") or "auto").strip().lower()
+        engines = service.parse_engines(engine, app.config["SYNC_WEIGHTS"])
+        if len(engines) != 1:
+            raise InvalidArgumentError("detect runs one engine: use /api/analyze to compare several")
+        max_offset = service.parse_max_offset(request.form.get("max_offset"))
+        with received_video(app) as (video, name):
+            sync.acquire_slot()
+            try:
+                _, reports = service.run_analysis(sync.pipelines, video, engines, max_offset, name)
+            finally:
+                sync.slots.release()
+        report = next(iter(reports.values())).to_dict(full=False)
+        report["video"] = name
+        return jsonify(report)
+
+    @app.post("/api/analyze")
+    def analyze():
+        engines, max_offset, with_plots = _analysis_options(app)
+        with received_video(app) as (video, name):
+            sync.acquire_slot()
+            try:
+                document = sync.analyze(video, name, engines, max_offset, with_plots)
+            finally:
+                sync.slots.release()
+        return jsonify(document)
+
+    @app.post("/api/jobs")
+    def create_job():
+        engines, max_offset, with_plots = _analysis_options(app)
+        upload_dir, video, name = receive_upload(app)
+        try:
+            job = sync.submit(upload_dir, video, name, engines, max_offset, with_plots)
+        except BaseException:
+            shutil.rmtree(upload_dir, ignore_errors=True)
+            raise
+        body = job.to_dict()
+        body["status_url"] = url_for("job_status", job_id=job.id)
+        return jsonify(body), 202, {"Location": body["status_url"]}
+
+    @app.get("/api/jobs/<job_id>")
+    def job_status(job_id: str):
+        job = sync.jobs.get(job_id)
+        if job is None:
+            return error_response("not_found", "no such job (finished jobs are kept for a while only)", 404)
+        return jsonify(job.to_dict())
+
+    @app.errorhandler(SyncNetError)
+    def on_sync_error(exc: SyncNetError):
+        headers = {"Retry-After": str(app.config["SYNC_RETRY_AFTER_S"])} if exc.http_status == 503 else {}
+        return error_response(exc.code, exc.message, exc.http_status, headers)
+
+    @app.errorhandler(HTTPException)
+    def on_http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        if exc.code == 413:
+            code = "too_large"
+            message = f"upload is larger than the {_megabytes(app.config['MAX_CONTENT_LENGTH'])} limit"
+        else:
+            message = exc.description or exc.name
+        return error_response(code, message, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def on_bug(exc: Exception):
+        log.exception("unhandled error")
+        return error_response("internal_error", f"internal error: {type(exc).__name__}", 500)
+
+    return app
+
+
+def error_response(code: str, message: str, status: int, headers: dict | None = None):
+    return jsonify({"error": {"code": code, "message": message}}), status, headers or {}
+
+
+def _analysis_options(app: Flask) -> tuple[list[str], int, bool]:
+    form = request.form
+    requested = form.getlist("engines") or form.getlist("engine")
+    if len(requested) == 1:
+        requested = requested[0]
+    engines = service.parse_engines(requested or None, app.config["SYNC_WEIGHTS"])
+    max_offset = service.parse_max_offset(form.get("max_offset"))
+    plots_mode = (form.get("plots") or "inline").strip().lower()
+    if plots_mode not in ("inline", "none"):
+        raise InvalidArgumentError(f"plots must be 'inline' or 'none', got {plots_mode!r}")
+    return engines, max_offset, plots_mode == "inline"
+
+
+def receive_upload(app: Flask) -> tuple[Path, Path, str]:
+    """Store the ``video`` part in a fresh workspace and check it decodes: ``(workspace, path, name)``.
+
+    The caller owns the workspace; it is removed here if the upload is refused.
+    """
+    upload = request.files.get("video")
+    if upload is None:
+        raise InvalidArgumentError("send the video as a multipart form field named 'video'")
+    name = service.safe_filename(upload.filename, default="video")
+    root = app.config["SYNC_UPLOAD_DIR"]
+    upload_dir = Path(tempfile.mkdtemp(prefix="syncnet_fcn_", dir=root))
+    try:
+        path = upload_dir / name
+        upload.save(path)
+        service.check_video(path)
+    except BaseException:
+        shutil.rmtree(upload_dir, ignore_errors=True)
+        raise
+    return upload_dir, path, name
+
+
+class received_video:
+    """``with received_video(app) as (path, name):`` — the checked upload, removed on exit."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.upload_dir: Path | None = None
+
+    def __enter__(self) -> tuple[Path, str]:
+        self.upload_dir, path, name = receive_upload(self.app)
+        return path, name
+
+    def __exit__(self, *exc) -> None:
+        if self.upload_dir is not None:
+            shutil.rmtree(self.upload_dir, ignore_errors=True)
+
+
+def _megabytes(n: int | None) -> str:
+    if n is None:
+        return "unlimited"
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
+
+
+app = create_app()
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    app.run(host="0.0.0.0", port=int(os.environ.get("PORT", "5000")), threaded=True)

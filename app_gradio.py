@@ -1,0 +1,225 @@
+"""Gradio demo (the Hugging Face Space's app_file): upload a clip and compare every sync engine.
+
+    python app_gradio.py          # serves on 0.0.0.0:7860 ($GRADIO_SERVER_PORT respected)
+
+A thin layer over :mod:`syncnet_fcn.service` and :mod:`syncnet_fcn.plots`; no detection logic here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from syncnet_fcn import __version__, plots, service
+from syncnet_fcn.engines import ENGINE_NAMES
+from syncnet_fcn.errors import SyncNetError
+
+log = logging.getLogger("syncnet_fcn.app_gradio")
+HERE = Path(__file__).resolve().parent
+CLIPS = Path(os.environ.get("SYNCNET_FCN_SHARED", HERE.parent / "shared")) / "clips"
+EXAMPLE_CLIPS = ("syncnet_example.avi", "syncnetfcn_test_offset5.avi", "syncnetfcn_test_offset12.avi",
+                 "visualvoice_interview.mp4")
+VIDEO_TYPES = ["video", ".avi", ".mkv", ".mpg", ".mpeg", ".mov", ".mp4", ".m4v", ".webm", ".flv", ".ts", ".wmv"]
+OUTPUT_TTL_S = 3600  # result files (JSON, annotated video) are kept this long for download
+
+PIPELINES = service.PipelineCache()
+OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="syncnet_fcn_gradio_"))
+
+STAGES = {"tracks": ("Finding faces", 0.0, 0.5), "sync": ("Measuring sync", 0.5, 0.85)}
+
+INTRO = """
+# syncnet_fcn · audio-video sync
+Upload a talking-face video (or pick an example). Every selected engine finds each face, tracks it and
+measures the shift between the sound and the lips. **A positive offset means the audio is early** (it
+leads the video); negative means it is late. One frame is 40 ms.
+"""
+
+
+def engine_choices() -> tuple[list[tuple[str, str]], list[str], str]:
+    """Checkbox choices (label, name), the default selection, and a note on unavailable engines."""
+    status = service.engine_status()
+    choices, default, notes = [], [], []
+    for name in ENGINE_NAMES:
+        entry = status.get(name, {"available": False, "reason": "unknown engine"})
+        label = plots.engine_label(name)
+        if entry["available"]:
+            default.append(name)
+        else:
+            label += " (unavailable)"
+            notes.append(f"- **{plots.engine_label(name)}**: {entry['reason']}")
+        choices.append((label, name))
+    return choices, default, "\n".join(notes)
+
+
+def analyze(video: str | None, engines: list[str], max_offset: float, progress=gr.Progress()):
+    """The click handler: check the upload, run the shared pipeline, draw the figures."""
+    if not video:
+        raise gr.Error("Upload a video or pick an example first.", print_exception=False)
+    if not engines:
+        raise gr.Error("Choose at least one engine.", print_exception=False)
+    name = Path(video).name
+    try:
+        service.check_video(video)
+        max_offset = service.parse_max_offset(max_offset)
+        progress(0.0, desc="Loading engines")
+
+        def report_progress(stage: str, fraction: float) -> None:
+            label, start, end = STAGES.get(stage, (stage, 0.0, 1.0))
+            progress(start + (end - start) * min(max(fraction, 0.0), 1.0), desc=label)
+
+        document, _ = service.run_analysis(PIPELINES, video, list(engines), max_offset, name, report_progress)
+        reports = document["engines"]
+        progress(0.87, desc="Drawing plots")
+        confidence = plots.confidence_figure(reports)
+        curves = plots.offset_curves_figure(reports)
+        stills = plots.preview_figure(video, reports[next(iter(reports))])
+        out_dir = _new_output_dir()
+        progress(0.93, desc="Annotating the video")
+        annotated = plots.write_annotated_video(video, reports[next(iter(reports))],
+                                                out_dir / f"{Path(name).stem}_annotated.mp4")
+        json_path = out_dir / f"{Path(name).stem}_sync.json"
+        json_path.write_text(json.dumps(document, indent=2))
+    except SyncNetError as exc:
+        raise gr.Error(exc.message, title="Cannot analyse this video", print_exception=False) from None
+    except Exception as exc:  # a bug: log it in full, show one line
+        log.exception("analysis failed")
+        raise gr.Error(f"internal error ({type(exc).__name__}); the server log has the details",
+                       title="Something went wrong", print_exception=False) from None
+    progress(1.0, desc="Done")
+    return (summary_html(document), summary_table(document), confidence, curves, str(annotated), stills,
+            str(json_path))
+
+
+def summary_html(document: dict) -> str:
+    """One card per engine, side by side: offset in frames, ms and words; confidence; min distance; time."""
+    cards = []
+    for name, report in document["engines"].items():
+        color = plots.engine_color(name)
+        offset = report["offset_frames"]
+        if offset is None:
+            big, words = "–", "no reading"
+        else:
+            ms = round(offset * 1000 / (report.get("fps") or 25))
+            signed = f"{offset:+d}" if offset else "0"
+            big = f"{signed} frames <span style='font-size:15px;font-weight:400'>({ms:+d} ms)</span>"
+            words = service.describe_offset(offset)
+        reliable = ("<span style='color:#1f9d55'>reliable</span>" if report["reliable"]
+                    else "<span style='color:#b7791f'>unsure</span>")
+        faces = len(report["tracks"])
+        cards.append(f"""
+<div class="sync-card" data-engine="{name}" data-offset="{'' if offset is None else offset}"
+     style="flex:1 1 260px;max-width:440px;border:1px solid #e3e6eb;border-top:4px solid {color};border-radius:10px;
+            padding:12px 16px;background:var(--block-background-fill, #fff)">
+  <div style="font-weight:600">{html.escape(plots.engine_label(name))} · {reliable}</div>
+  <div class="sync-offset" style="font-size:28px;font-weight:700;margin:4px 0">{big}</div>
+  <div style="margin-bottom:6px">{html.escape(words)}</div>
+  <div style="font-size:14px;line-height:1.6">
+    confidence <b>{_fmt(report['confidence'])}</b> · min distance <b>{_fmt(report['min_dist'])}</b><br>
+    {faces} face track{'s' if faces != 1 else ''} · {_fmt(report.get('timings', {}).get('total_s'), 1)} s
+  </div>
+</div>""")
+    errors = document.get("engine_errors") or {}
+    note = ""
+    if errors:
+        items = "; ".join(f"{html.escape(plots.engine_label(k))}: {html.escape(v)}" for k, v in errors.items())
+        note = f"<p style='font-size:13px;opacity:.75;margin-top:8px'>Not run: {items}</p>"
+    return f"<div id='sync-summary' style='display:flex;gap:14px;flex-wrap:wrap'>{''.join(cards)}</div>{note}"
+
+
+TABLE_HEADERS = ["engine", "face", "frames", "offset", "ms", "confidence", "min dist", "reliable"]
+
+
+def summary_table(document: dict) -> list[list]:
+    """Per engine and face track: the rows of the details table (main track first)."""
+    rows = []
+    for row in document["summary"]:
+        rows.append([plots.engine_label(row["engine"]), f"{row['track_id']}{' (main)' if row['main'] else ''}",
+                     row["frames"], row["offset_frames"], row["offset_ms"], _round(row["confidence"]),
+                     _round(row["min_dist"]),
+                     "yes" if row["reliable"] else "no"])
+    return rows
+
+
+def _round(x, digits: int = 2) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+def _fmt(x, digits: int = 2) -> str:
+    return "–" if x is None else f"{float(x):.{digits}f}"
+
+
+def _new_output_dir() -> Path:
+    """A fresh directory for one run's files; runs older than OUTPUT_TTL_S are removed."""
+    cutoff = time.time() - OUTPUT_TTL_S
+    for old in OUTPUT_ROOT.glob("run_*"):
+        if old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="run_", dir=OUTPUT_ROOT))
+
+
+def example_videos() -> list[list[str]]:
+    return [[str(CLIPS / name)] for name in EXAMPLE_CLIPS if (CLIPS / name).is_file()]
+
+
+def build_demo() -> gr.Blocks:
+    choices, default, unavailable = engine_choices()
+    with gr.Blocks(title="syncnet_fcn · audio-video sync", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=1):
+                # a file box, not gr.Video: the browser cannot preview .avi/.mpg, and any container is welcome
+                video = gr.File(label="Video (any format with sound)", file_types=VIDEO_TYPES, type="filepath",
+                                elem_id="input-video")
+                examples = example_videos()
+                if examples:
+                    gr.Examples(examples=examples, inputs=[video], label="Example clips",
+                                example_labels=[Path(e[0]).name for e in examples])
+                engines = gr.CheckboxGroup(choices=choices, value=default, label="Engines",
+                                           info="Default: every engine that can run here", elem_id="engines")
+                if unavailable:
+                    with gr.Accordion("Why some engines are unavailable", open=False):
+                        gr.Markdown(unavailable, elem_id="unavailable-engines")
+                max_offset = gr.Slider(5, 30, value=service.DEFAULT_MAX_OFFSET, step=1,
+                                       label="Search range (± frames)")
+                run = gr.Button("Analyze", variant="primary", elem_id="analyze")
+            with gr.Column(scale=2):
+                summary = gr.HTML("<p style='opacity:.7'>Results appear here.</p>", elem_id="summary")
+                with gr.Tabs():
+                    with gr.Tab("Confidence over time"):
+                        confidence_plot = gr.Plot(label="Per-frame confidence", show_label=False, format="png",
+                                                  elem_id="confidence-plot")
+                    with gr.Tab("Offset curves"):
+                        curves_plot = gr.Plot(label="Offset curves", show_label=False, format="png",
+                                              elem_id="offset-plot")
+                    with gr.Tab("Annotated video"):
+                        annotated = gr.Video(label="Faces and who is speaking", interactive=False, height=420,
+                                             elem_id="annotated-video")
+                    with gr.Tab("Faces (stills)"):
+                        stills = gr.Plot(label="Faces found", show_label=False, format="png", elem_id="stills-plot")
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="Every engine and face track",
+                                     interactive=False, elem_id="details")
+                result_file = gr.File(label="Full JSON result", interactive=False, height=90, elem_id="result-json")
+        gr.Markdown(f"<small>syncnet_fcn {__version__} · confidence is LSE-C, min distance is LSE-D "
+                    "(SyncNet's measures).</small>")
+        run.click(analyze, inputs=[video, engines, max_offset],
+                  outputs=[summary, table, confidence_plot, curves_plot, annotated, stills, result_file],
+                  api_name="analyze", concurrency_limit=1)
+    return demo
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.queue(max_size=8).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        allowed_paths=[str(CLIPS)] if CLIPS.is_dir() else None,
+    )
