@@ -14,7 +14,8 @@ the pipeline uses, give 2*(1+cs)*bs.) The crop is resized to 224x224 with biline
 OpenCV's default that the original used, so the network sees the pixels it was trained on.
 
 Rather than padding the whole frame, :func:`crop_face` fills a 110-valued crop and copies in the part
-that lies inside the frame: the same pixels, without copying a full frame per face.
+that lies inside the frame: the same pixels, without copying a full frame per face. The streamed pass
+goes further and converts (YUV to BGR) only the pixels under each crop window, not the whole frame.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from .media import iter_frames
+from .media import iter_timeline, probe
 
 CROP_SCALE = 0.4
 PAD_VALUE = 110
@@ -47,18 +48,26 @@ def crop_window(box, crop_scale: float = CROP_SCALE) -> tuple[int, int, int, int
 
 def crop_face(frame_bgr: np.ndarray, box, size: int = 224, crop_scale: float = CROP_SCALE) -> np.ndarray:
     """Crop the face in ``box`` (x1, y1, x2, y2) with the original geometry, ``size``×``size`` BGR."""
-    top, bottom, left, right = crop_window(box, crop_scale)
     height, width = frame_bgr.shape[:2]
+    return _cut(lambda top, bottom, left, right: frame_bgr[top:bottom, left:right], height, width,
+                crop_window(box, crop_scale), size)
+
+
+def _cut(pixels: Callable[[int, int, int, int], np.ndarray], height: int, width: int,
+         window: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """The crop ``window`` of a ``height``×``width`` frame whose pixels ``pixels(top, bottom, left,
+    right)`` returns for rectangles inside it; outside the frame the crop is ``PAD_VALUE``."""
+    top, bottom, left, right = window
     crop_h, crop_w = max(1, bottom - top), max(1, right - left)
     inside_top, inside_bottom = max(top, 0), min(bottom, height)
     inside_left, inside_right = max(left, 0), min(right, width)
     if top >= 0 and left >= 0 and bottom <= height and right <= width:
-        region = frame_bgr[top:bottom, left:right]
+        region = pixels(top, bottom, left, right)
     else:
         region = np.full((crop_h, crop_w, 3), PAD_VALUE, np.uint8)
         if inside_bottom > inside_top and inside_right > inside_left:
             region[inside_top - top:inside_bottom - top, inside_left - left:inside_right - left] = \
-                frame_bgr[inside_top:inside_bottom, inside_left:inside_right]
+                pixels(inside_top, inside_bottom, inside_left, inside_right)
     return cv2.resize(region, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
@@ -78,14 +87,17 @@ def iter_track_crops(video, tracks: Sequence, *, size: int = 224, chunk: int = 1
                      progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(track_id, first_frame_index, crops)`` with ``crops`` ``(n, size, size, 3)`` uint8 BGR.
 
-    One full-resolution decoding pass over the frames the tracks cover (seeking over long stretches
-    without a face) serves all tracks at once. Each track's chunks come in order, consecutive and
-    without gaps, ``chunk`` frames each except its last; ``first_frame_index`` is a timeline index.
+    One decoding pass over the frames the tracks cover (seeking over long stretches without a face)
+    serves all tracks at once. Only the pixels under each crop window are converted from the decoded
+    picture, at full resolution, so crops equal :func:`crop_face` on the whole frame. Each track's
+    chunks come in order, consecutive and without gaps, ``chunk`` frames each except its last;
+    ``first_frame_index`` is a timeline index.
     """
     tracks = [t for t in tracks if t.n_frames > 0]
     if not tracks:
         return
     chunk = max(1, int(chunk))
+    info = probe(video)
     segments = _segments(tracks, _MAX_GAP_DECODED)
     total = sum(stop - start for start, stop in segments)
     buffers: dict[int, np.ndarray] = {}
@@ -93,7 +105,7 @@ def iter_track_crops(video, tracks: Sequence, *, size: int = 224, chunk: int = 1
     first_of_chunk: dict[int, int] = {}
     done = 0
     for start, stop in segments:
-        for index, frame in iter_frames(video, start_frame=start, end_frame=stop):
+        for index, frame in iter_timeline(video, start_frame=start, end_frame=stop, info=info):
             for track in tracks:
                 if not track.start_frame <= index <= track.end_frame:
                     continue
@@ -103,7 +115,8 @@ def iter_track_crops(video, tracks: Sequence, *, size: int = 224, chunk: int = 1
                     buffers[key] = np.empty((min(chunk, remaining), size, size, 3), np.uint8)
                     first_of_chunk[key] = index
                     filled[key] = 0
-                buffers[key][filled[key]] = crop_face(frame, track.boxes[index - track.start_frame], size)
+                window = crop_window(track.boxes[index - track.start_frame])
+                buffers[key][filled[key]] = _cut(frame.region, frame.height, frame.width, window, size)
                 filled[key] += 1
                 if filled[key] == len(buffers[key]):
                     yield key, first_of_chunk[key], buffers.pop(key)

@@ -6,8 +6,10 @@ samples ``[640*i, 640*(i+1))`` of the 16 kHz mono track describe the same instan
 placed on the timeline by their presentation timestamps, never by their index, so a source frame is
 repeated or dropped as the timeline requires.
 
-Frames are decoded with PyAV one at a time (decoder threads on) and converted/downscaled by swscale;
-nothing holds a whole video in memory and nothing is written to disk.
+Frames are decoded with PyAV one at a time (decoder threads on) and converted/downscaled by swscale
+only when asked for: :func:`iter_timeline` hands out decoded pictures that convert on request (the
+whole frame at some size, a thumbnail, or just a rectangle at full resolution), so a pass pays for
+the pixels it uses. Nothing holds a whole video in memory and nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from . import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME, TIMELINE_FPS
 from .errors import MediaError, NoAudioError, NoVideoStreamError
@@ -216,12 +219,138 @@ def probe(path) -> MediaInfo:
 # ----------------------------------------------------------------------------------------------------
 # video frames
 
+# 8-bit planar formats whose planes can be cut to a rectangle and converted on their own (by far the
+# commonest decoder outputs); any other format converts the whole frame and slices it.
+_PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv440p", "yuvj440p", "yuv444p",
+                "yuvj444p", "yuv411p", "yuv410p", "gray"}
+# Rectangles are converted with their sides rounded up to a multiple of this, so that consecutive
+# frames of a slowly moving face reuse one swscale context instead of building a new one each time.
+_REGION_QUANTUM = 32
+
 
 def _output_size(stored_w: int, stored_h: int, max_side: int | None) -> tuple[int, int]:
     if not max_side or max(stored_w, stored_h) <= max_side:
         return stored_w, stored_h
     scale = max_side / max(stored_w, stored_h)
     return max(1, round(stored_w * scale)), max(1, round(stored_h * scale))
+
+
+class _Converters:
+    """swscale contexts shared by every frame of one decoding run.
+
+    ``VideoFrame.to_ndarray`` builds a new context for every frame, which can cost more than the
+    conversion itself at HD sizes (filter set-up, thread pool); a reformatter per use keeps its
+    context as long as sizes and formats stay the same.
+    """
+
+    def __init__(self):
+        self._by_use: dict[str, VideoReformatter] = {}
+
+    def bgr(self, frame, use: str, width: int | None = None, height: int | None = None,
+            interpolation: str | None = None) -> np.ndarray:
+        reformatter = self._by_use.get(use)
+        if reformatter is None:
+            reformatter = self._by_use[use] = VideoReformatter()
+        # One swscale thread: the decoder's threads already use the cores, and a thread pool makes
+        # every context rebuild (a crop rectangle changing size) several times dearer.
+        if width is None or (width, height) == (frame.width, frame.height):
+            converted = reformatter.reformat(frame, format="bgr24", threads=1)
+        else:
+            converted = reformatter.reformat(frame, width=width, height=height, format="bgr24",
+                                             interpolation=interpolation, threads=1)
+        return converted.to_ndarray()
+
+
+class TimelineFrame:
+    """A decoded source frame shown at one or more timeline instants, converted only on request.
+
+    Sizes and coordinates are those of the upright (rotation-applied) frame. Conversions are cached,
+    so asking twice (or at a repeated instant) costs nothing; treat the arrays as read-only.
+    """
+
+    __slots__ = ("time_s", "_frame", "_stored_size", "_rotation", "_converters", "_cache", "width", "height")
+
+    def __init__(self, time_s: float, frame, info: MediaInfo, converters: _Converters):
+        self.time_s, self._frame, self._rotation, self._converters = time_s, frame, info.rotation, converters
+        self._cache: dict = {}
+        self.width, self.height = info.width, info.height
+        # The stream's size from probe(): a frame of another size (a mid-stream change) is scaled to it.
+        self._stored_size = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
+
+    def image(self, max_side: int | None = None) -> np.ndarray:
+        """The whole frame, BGR ``uint8``, downscaled (area filter) so that its longer side <= ``max_side``."""
+        key = ("image", max_side)
+        if key not in self._cache:
+            width, height = _output_size(*self._stored_size, max_side)
+            use = "full" if (width, height) == self._stored_size else "scaled"
+            self._cache[key] = rotate_frame(self._converters.bgr(self._frame, use, width, height, "AREA"),
+                                            self._rotation)
+        return self._cache[key]
+
+    def thumbnail(self, width: int) -> np.ndarray:
+        """A small BGR copy about ``width`` pixels wide (point-sampled: cheap, for frame statistics)."""
+        key = ("thumbnail", width)
+        if key not in self._cache:
+            stored_w, stored_h = self._stored_size
+            scale = min(1.0, width / self.width)
+            thumb_w, thumb_h = max(1, round(stored_w * scale)), max(1, round(stored_h * scale))
+            small = self._converters.bgr(self._frame, "thumbnail", thumb_w, thumb_h, "POINT")
+            self._cache[key] = rotate_frame(small, self._rotation)
+        return self._cache[key]
+
+    def region(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        """``image()[top:bottom, left:right]`` for a rectangle inside the frame, converting only it.
+
+        The pixels are exactly those of the whole-frame conversion: the rectangle is widened to the
+        chroma grid, its planes are copied into a small frame and converted with the same colour
+        settings, then trimmed.
+        """
+        if not (0 <= top < bottom <= self.height and 0 <= left < right <= self.width):
+            raise ValueError(f"rectangle {top}:{bottom}, {left}:{right} is not inside the "
+                             f"{self.width}x{self.height} frame")
+        frame = self._frame
+        if (("image", None) in self._cache or frame.format.name not in _PLANAR_8BIT
+                or (frame.width, frame.height) != self._stored_size):
+            return self.image()[top:bottom, left:right]
+        s_top, s_bottom, s_left, s_right = _stored_rectangle(top, bottom, left, right, self._rotation,
+                                                             frame.width, frame.height)
+        pixels, (cut_top, cut_left) = self._convert_stored(s_top, s_bottom, s_left, s_right)
+        pixels = pixels[s_top - cut_top:s_bottom - cut_top, s_left - cut_left:s_right - cut_left]
+        return rotate_frame(pixels, self._rotation)
+
+    def _convert_stored(self, top: int, bottom: int, left: int, right: int):
+        """BGR pixels of a stored-frame rectangle grown to the chroma grid and the size quantum."""
+        frame = self._frame
+        planes = frame.planes
+        step_x = max(round(frame.width / p.width) for p in planes)
+        step_y = max(round(frame.height / p.height) for p in planes)
+        cut_left, cut_top = left // step_x * step_x, top // step_y * step_y  # on the chroma grid
+        width = min(frame.width - cut_left, -(-(right - cut_left) // _REGION_QUANTUM) * _REGION_QUANTUM)
+        height = min(frame.height - cut_top, -(-(bottom - cut_top) // _REGION_QUANTUM) * _REGION_QUANTUM)
+        part = av.VideoFrame(width, height, frame.format.name)
+        for source, target in zip(planes, part.planes):
+            fx, fy = round(frame.width / source.width), round(frame.height / source.height)
+            rows = _plane_array(source)[cut_top // fy:cut_top // fy + target.height,
+                                        cut_left // fx:cut_left // fx + target.width]
+            _plane_array(target)[:rows.shape[0], :rows.shape[1]] = rows
+        part.colorspace, part.color_range = frame.colorspace, frame.color_range
+        return self._converters.bgr(part, "region"), (cut_top, cut_left)
+
+
+def _plane_array(plane) -> np.ndarray:
+    """A plane's samples as a (height, width) view of its buffer (8-bit formats)."""
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+
+
+def _stored_rectangle(top, bottom, left, right, rotation_cw, stored_w, stored_h):
+    """The rectangle of the stored (unrotated) frame that turns into an upright-frame rectangle."""
+    if rotation_cw == 90:
+        return stored_h - right, stored_h - left, top, bottom
+    if rotation_cw == 180:
+        return stored_h - bottom, stored_h - top, stored_w - right, stored_w - left
+    if rotation_cw == 270:
+        return left, right, stored_w - bottom, stored_w - top
+    return top, bottom, left, right
 
 
 def _decode_from(container, stream, seek_to_s: float | None, name: str):
@@ -232,34 +361,27 @@ def _decode_from(container, stream, seek_to_s: float | None, name: str):
         yield _frame_time(frame, stream, index), frame
 
 
-def iter_frames(path, *, start_frame: int = 0, end_frame: int | None = None,
-                max_side: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(timeline_index, BGR uint8 H×W×3)`` for timeline frames ``start_frame .. end_frame-1``.
+def iter_timeline(path, *, start_frame: int = 0, end_frame: int | None = None, info: MediaInfo | None = None,
+                  fast_decode: bool = False) -> Iterator[tuple[int, TimelineFrame]]:
+    """Yield ``(timeline_index, TimelineFrame)`` for timeline frames ``start_frame .. end_frame-1``.
 
     Timeline instant *i* shows the source frame whose timestamp is nearest to it, so variable and
-    non-25 fps sources map by time. Rotation metadata is applied; ``max_side`` downscales (in swscale,
-    area filter) so that ``max(H, W) <= max_side``. A late ``start_frame`` seeks instead of decoding
-    from the start. Exactly ``min(end_frame, n_frames) - start_frame`` frames are yielded. Treat the
-    arrays as read-only.
+    non-25 fps sources map by time; a source frame shown at several instants is the same object.
+    Nothing is converted until asked for (:meth:`TimelineFrame.image`, ``region``, ``thumbnail``).
+    ``info`` saves a second :func:`probe`. ``fast_decode`` skips the in-loop deblocking filter:
+    slightly blockier pixels for less decoding work, enough for finding faces, not for crops.
     """
-    info = probe(path)
+    info = info or probe(path)
     end = info.n_frames if end_frame is None else min(int(end_frame), info.n_frames)
     start = max(0, int(start_frame))
     if start >= end:
         return
     name = os.path.basename(os.fspath(path))
+    converters = _Converters()
     with _open(path) as container:
         stream = _video_stream(container, path)
-        stored_w, stored_h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
-        out_w, out_h = _output_size(stored_w, stored_h, max_side)
-
-        def convert(frame) -> np.ndarray:
-            if (frame.width, frame.height) == (out_w, out_h):
-                image = frame.to_ndarray(format="bgr24")
-            else:
-                image = frame.to_ndarray(format="bgr24", width=out_w, height=out_h, interpolation="AREA")
-            return rotate_frame(image, info.rotation)
-
+        if fast_decode:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         start_s = start / TIMELINE_FPS
         seek_s = info.video_start_s + start_s - _SEEK_MARGIN_S if start_s > _SEEK_MARGIN_S else None
         frames = _decode_from(container, stream, seek_s, name)
@@ -277,34 +399,37 @@ def iter_frames(path, *, start_frame: int = 0, end_frame: int | None = None,
         for time_s, frame in frames:
             rel = time_s - info.video_start_s
             if held is not None:
-                if rel <= held.time:
+                if rel <= held.time_s:
                     continue  # non-increasing timestamp: keep the earlier frame
                 # Instants before the midpoint between the held frame and this one show the held frame.
-                boundary = (held.time + rel) / 2.0
+                boundary = (held.time_s + rel) / 2.0
                 while index < end and index / TIMELINE_FPS < boundary:
-                    yield index, held.image(convert)
+                    yield index, held
                     index += 1
                 if index >= end:
                     return
-            held = _HeldFrame(rel, frame)
+            held = TimelineFrame(rel, frame, info, converters)
         while held is not None and index < end:  # the last frame covers the rest of the timeline
-            yield index, held.image(convert)
+            yield index, held
             index += 1
 
 
-class _HeldFrame:
-    """A decoded frame waiting for its timeline instants: converted once, copied when repeated."""
+def iter_frames(path, *, start_frame: int = 0, end_frame: int | None = None,
+                max_side: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(timeline_index, BGR uint8 H×W×3)`` for timeline frames ``start_frame .. end_frame-1``.
 
-    __slots__ = ("time", "frame", "converted", "uses")
-
-    def __init__(self, time: float, frame):
-        self.time, self.frame, self.converted, self.uses = time, frame, None, 0
-
-    def image(self, convert) -> np.ndarray:
-        if self.converted is None:
-            self.converted = convert(self.frame)
-        self.uses += 1
-        return self.converted if self.uses == 1 else self.converted.copy()
+    Timeline instant *i* shows the source frame whose timestamp is nearest to it, so variable and
+    non-25 fps sources map by time. Rotation metadata is applied; ``max_side`` downscales (in swscale,
+    area filter) so that ``max(H, W) <= max_side``. A late ``start_frame`` seeks instead of decoding
+    from the start. Exactly ``min(end_frame, n_frames) - start_frame`` frames are yielded. Treat the
+    arrays as read-only.
+    """
+    previous = None
+    for index, frame in iter_timeline(path, start_frame=start_frame, end_frame=end_frame):
+        image = frame.image(max_side)
+        # A repeated source frame is handed out as a copy, so a caller that edits one is safe.
+        yield index, (image.copy() if frame is previous else image)
+        previous = frame
 
 
 def _chain(first, rest):
@@ -429,4 +554,5 @@ def shift_audio(audio: np.ndarray, frames: float) -> np.ndarray:
     return out
 
 
-__all__ = ["MediaInfo", "probe", "iter_frames", "load_audio", "shift_audio", "rotate_frame"]
+__all__ = ["MediaInfo", "TimelineFrame", "probe", "iter_timeline", "iter_frames", "load_audio", "shift_audio",
+           "rotate_frame"]

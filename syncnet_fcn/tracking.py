@@ -1,8 +1,11 @@
-"""Face tracks: one low-resolution decoding pass of detection and scene cuts, then IoU tracking.
+"""Face tracks: one decoding pass of face detection and scene cuts, then IoU tracking.
 
-The pass decodes each timeline frame once, scaled so its longer side is ``detect_max_side``; the
-same frame feeds the face detector and scenedetect's ``ContentDetector``. Detections (a few boxes
-per frame) are kept, frames are not. Tracking then runs scene by scene: a detection joins the track
+The pass decodes each timeline frame once. Every frame, point-sampled to a thumbnail, feeds
+scenedetect's ``ContentDetector``; the face detector sees frames scaled so their longer side is
+``detect_max_side``, on a schedule: every ``detect_every``-th frame while the faces are steady, more
+(bisecting) where two detections disagree, and always on a scene's first and last frame. Frames are
+converted from the decoder's YUV only when one of those needs them. Detections (a few boxes per
+frame) are kept, frames are not. Tracking then runs scene by scene: a detection joins the track
 whose last box overlaps it most (IoU above the threshold, greedy), tracks end after ``max_missed``
 frames without a match or at a cut, gaps are filled by linear interpolation and box centre and size
 are median-filtered, as the original SyncNet pipeline did (REFERENCE §4).
@@ -14,14 +17,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-import cv2
 import numpy as np
 from scipy.ndimage import median_filter
 
-from .media import iter_frames, probe
+from .media import iter_timeline, probe
 
-# scenedetect's own default: it downscales frames to about this width before scoring them.
-_SCENE_WIDTH = 256
+# Width of the frames scenedetect scores. Its own default is 256; the score is a mean of per-pixel
+# changes over the frame, which a point-sampled 128-px frame estimates as well for a quarter the work.
+_SCENE_WIDTH = 128
 # Report progress every this many frames.
 _PROGRESS_EVERY = 25
 
@@ -34,7 +37,11 @@ class TrackingOptions:
     max_missed: int = 25  # frames a track may miss before it ends (gaps interpolated)
     smooth_width: int = 13  # median filter of box size and centre
     detect_max_side: int = 640  # detection resolution
-    detect_every: int = 1  # run the detector every k-th frame (interpolate between)
+    # Run the detector every k-th frame and interpolate, except between two detections that disagree
+    # (face count, or IoU below steady_iou), where the frames between are bisected; 1: every frame.
+    detect_every: int = 5
+    steady_iou: float = 0.8
+    fast_decode: bool = False  # skip the decoder's deblocking in this pass (faces only, not crops)
     scene_threshold: float = 27.0  # scenedetect ContentDetector
     min_confidence: float = 0.5
 
@@ -76,37 +83,105 @@ class FaceTrack:
 
 
 def _scan(video, detector, options: TrackingOptions, progress):
-    """Per-frame detections (full-resolution boxes + scores) and scene-cut frames, in one pass."""
+    """Detections (full-resolution boxes + scores) on the frames the schedule picks, and scene cuts.
+
+    Every frame feeds the scene detector (a thumbnail of it); the face detector runs on every
+    ``detect_every``-th frame of a scene and on its first and last frame. Where two detections
+    disagree (another face count, or a face that moved: IoU below ``steady_iou``) the stretch between
+    them is bisected until every pair of neighbouring detections agrees or is adjacent, so a face
+    that appears, vanishes or jumps is found on the very frame it does, and interpolation is only
+    trusted across steady stretches. Frames waiting for that decision are kept as decoded pictures,
+    not converted (at most ``detect_every - 1`` of them).
+    """
     from scenedetect.detectors import ContentDetector
 
     info = probe(video)
     total = info.n_frames
     scenes = ContentDetector(threshold=options.scene_threshold)
     every = max(1, int(options.detect_every))
+    scale = None  # detection frame -> full-resolution pixels
     detections: dict[int, np.ndarray] = {}
     cuts: set[int] = set()
+    waiting: dict[int, object] = {}  # frames after the scene's last detection, not detected yet
+    last_detected = None  # in the current scene
+
+    def detect(index, frame) -> None:
+        nonlocal scale
+        image = frame.image(options.detect_max_side)
+        if scale is None:
+            scale = np.array([info.width / image.shape[1], info.height / image.shape[0]] * 2, np.float32)
+        found = [d for d in detector.detect(image) if d.score >= options.min_confidence]
+        rows = np.zeros((len(found), 5), np.float32)
+        for k, det in enumerate(found):
+            rows[k, :4] = det.box * scale
+            rows[k, 4] = det.score
+        detections[index] = rows
+
+    def refine(first: int, last: int) -> None:
+        """Between two detections that disagree, detect the middle frame and look at both halves."""
+        if last - first < 2 or _agree(detections[first], detections[last], options.steady_iou):
+            return
+        middle = (first + last) // 2
+        if middle not in waiting:
+            return
+        detect(middle, waiting[middle])
+        refine(first, middle)
+        refine(middle, last)
+
+    def detect_scheduled(index, frame) -> None:
+        """Detect on ``index``, refining the stretch since the previous detection if they disagree."""
+        nonlocal last_detected
+        detect(index, frame)
+        if last_detected is not None:
+            refine(last_detected, index)
+        for done in [i for i in waiting if i <= index]:
+            del waiting[done]
+        last_detected = index
+
+    def start_scene(cut: int) -> None:
+        nonlocal last_detected
+        before = [i for i in waiting if i < cut]
+        if before:  # the old scene's last frame
+            detect_scheduled(max(before), waiting[max(before)])
+        for i in before:
+            waiting.pop(i, None)
+        # A cut reported late (scenedetect merges flashes) may already have detections after it.
+        last_detected = max((i for i in detections if i >= cut), default=None)
+        after = sorted(i for i in waiting if i >= cut)
+        if last_detected is None and after:
+            detect_scheduled(after[0], waiting[after[0]])
+
     last = -1
-    for index, frame in iter_frames(video, max_side=options.detect_max_side):
-        height, width = frame.shape[:2]
-        step = max(1, int(width // _SCENE_WIDTH))
-        # Nearest-neighbour subsampling, as cheap as it gets: the score is a mean over pixels.
-        small = cv2.resize(frame, (width // step, height // step), interpolation=cv2.INTER_NEAREST) if step > 1 else frame
-        cuts.update(scenes.process_frame(index, small))
-        if index % every == 0:
-            sx, sy = info.width / width, info.height / height
-            found = [d for d in detector.detect(frame) if d.score >= options.min_confidence]
-            rows = np.zeros((len(found), 5), np.float32)
-            for k, det in enumerate(found):
-                rows[k, :4] = det.box * np.array([sx, sy, sx, sy], np.float32)
-                rows[k, 4] = det.score
-            detections[index] = rows
+    for index, frame in iter_timeline(video, info=info, fast_decode=options.fast_decode):
+        for cut in scenes.process_frame(index, frame.thumbnail(_SCENE_WIDTH)):
+            if 0 < cut <= index:
+                cuts.add(cut)
+                start_scene(cut)
+        if last_detected is None or index - last_detected >= every:
+            detect_scheduled(index, frame)
+        else:
+            waiting[index] = frame
         last = index
         if progress is not None and (index + 1) % _PROGRESS_EVERY == 0:
             progress(index + 1, total)
-    cuts.update(scenes.post_process(last))
+    if waiting:  # the video's last frame
+        detect_scheduled(max(waiting), waiting[max(waiting)])
+    cuts.update(c for c in scenes.post_process(last) if 0 < c <= last)
     if progress is not None:
         progress(last + 1, total)
-    return detections, sorted(c for c in cuts if 0 < c <= last), last + 1
+    return detections, sorted(cuts), last + 1
+
+
+def _agree(rows_a: np.ndarray, rows_b: np.ndarray, min_iou: float) -> bool:
+    """Same number of faces, each with a distinct partner overlapping it by at least ``min_iou``."""
+    if len(rows_a) != len(rows_b):
+        return False
+    if len(rows_a) == 0:
+        return True
+    overlaps = _iou(rows_a[:, :4], rows_b[:, :4])
+    partners = overlaps.argmax(axis=1)
+    return len(set(partners.tolist())) == len(partners) and bool(
+        np.all(overlaps[np.arange(len(partners)), partners] >= min_iou))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -133,14 +208,20 @@ def _link(detections: dict[int, np.ndarray], first: int, stop: int, options: Tra
     """
     finished: list[list] = []
     active: list[list] = []
+    previous_run = None  # the last frame before this one that the detector ran on
     for index in range(first, stop):
         rows = detections.get(index)
         if rows is None:
             continue  # the detector did not run on this frame
         still = []
         for track in active:
-            (finished if index - track[-1][0] > options.max_missed else still).append(track)
+            last_seen = track[-1][0]
+            # Frames the detector skipped are not misses: a track ends only when the detector looked
+            # after its last sighting, did not find it, and more than max_missed frames have passed.
+            missed = previous_run is not None and previous_run > last_seen
+            (finished if missed and index - last_seen > options.max_missed else still).append(track)
         active = still
+        previous_run = index
         unmatched = set(range(len(rows)))
         if active and len(rows):
             overlaps = _iou(np.array([t[-1][1] for t in active]), rows[:, :4])

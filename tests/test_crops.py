@@ -133,3 +133,28 @@ def test_chunks_are_gap_free_for_overlapping_and_distant_tracks(numbered_video):
 
 def test_no_tracks_no_chunks(numbered_video):
     assert list(iter_track_crops(numbered_video, [])) == []
+
+
+@pytest.mark.parametrize("name", ["latentsync_demo1.mp4", "mead_M030_sad_3_001.mp4"])
+def test_streamed_crops_equal_crops_of_the_whole_frame(clip, name):
+    # The pass converts only the pixels under each window; windows inside the frame, across its
+    # edges and corners, and a moving one must come out as crop_face on the fully converted frame.
+    path = clip(name)
+    frames = dict(iter_frames(path, end_frame=30))
+    height, width = frames[0].shape[:2]
+    rng = np.random.default_rng(5)
+    tracks = []
+    for track_id, (cx, cy, side) in enumerate([(0.5, 0.4, 0.2), (0.02, 0.03, 0.3), (0.97, 0.9, 0.15), (0.5, 0.5, 1.2)]):
+        n = 30 - 3 * track_id
+        drift = rng.normal(0, 3, (n, 2)).cumsum(0)
+        centre = np.array([cx * width, cy * height]) + drift
+        half = side * min(width, height) / 2 + np.linspace(0, 7.3, n)[:, None]
+        boxes = np.concatenate([centre - half, centre + half], 1).astype(np.float32)
+        tracks.append(FaceTrack(track_id=track_id, frames=np.arange(track_id, track_id + n), boxes=boxes,
+                                scores=np.full(n, 0.9, np.float32)))
+    for track_id, first, crops in iter_track_crops(path, tracks, size=112, chunk=8):
+        track = tracks[track_id]
+        for offset, crop in enumerate(crops):
+            index = first + offset
+            expected = crop_face(frames[index], track.boxes[index - track.start_frame], size=112)
+            np.testing.assert_array_equal(crop, expected)

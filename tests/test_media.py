@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from syncnet_fcn.errors import MediaError, NoAudioError, NoVideoStreamError, SyncNetError
-from syncnet_fcn.media import iter_frames, load_audio, probe, rotate_frame, shift_audio
+from syncnet_fcn.media import iter_frames, iter_timeline, load_audio, probe, rotate_frame, shift_audio
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 
@@ -193,6 +193,70 @@ def test_rotation_metadata_is_applied(tmp_path):
     # The stored top-left mark ends bottom-left after a counter-clockwise quarter turn.
     assert frame[-8:, :8].mean() > 200
     assert frame[:8, :8].mean() < 60 and frame[-8:, -8:].mean() < 60
+
+
+def random_rectangles(rng, height, width, count):
+    """Rectangles anywhere in the frame, odd and even sizes and offsets, down to one pixel."""
+    for _ in range(count):
+        top, left = int(rng.integers(0, height)), int(rng.integers(0, width))
+        yield top, int(rng.integers(top + 1, height + 1)), left, int(rng.integers(left + 1, width + 1))
+
+
+@pytest.mark.parametrize("name", ["latentsync_demo1.mp4", "edtalk_pose_source2.mp4", "mead_M030_sad_3_001.mp4",
+                                  "gen_wav2lip288_test5_facial_dubbing.mov"])
+def test_region_equals_the_slice_of_the_whole_frame(clip, name):
+    # yuv420p BT.709 portrait, yuvj420p (full range), yuvj444p, odd chroma width (495): the region
+    # path copies planes and converts them alone, which must give the very pixels of the whole frame.
+    path = clip(name)
+    rng = np.random.default_rng(len(name))
+    whole = dict(iter_frames(path, start_frame=20, end_frame=24))
+    for index, frame in iter_timeline(path, start_frame=20, end_frame=24):
+        assert (frame.height, frame.width) == whole[index].shape[:2]
+        for top, bottom, left, right in random_rectangles(rng, frame.height, frame.width, 6):
+            np.testing.assert_array_equal(frame.region(top, bottom, left, right),
+                                          whole[index][top:bottom, left:right])
+
+
+@pytest.mark.parametrize("rotation_ccw", [90, 180, -90])
+def test_region_follows_rotation(tmp_path, rotation_ccw):
+    rng = np.random.default_rng(abs(rotation_ccw))
+    path = write_clip(tmp_path / "rotated.mp4", np.arange(4) / 25, size=(96, 64), rotation_ccw=rotation_ccw)
+    for _, frame in iter_timeline(path, end_frame=2):
+        upright = frame.image()
+        assert upright.shape[:2] == (frame.height, frame.width)
+        for top, bottom, left, right in random_rectangles(rng, frame.height, frame.width, 8):
+            np.testing.assert_array_equal(frame.region(top, bottom, left, right), upright[top:bottom, left:right])
+
+
+def test_region_outside_the_frame_is_refused(tmp_path):
+    path = write_clip(tmp_path / "small.mp4", np.arange(3) / 25, size=(64, 48))
+    _, frame = next(iter_timeline(path))
+    with pytest.raises(ValueError):
+        frame.region(-1, 10, 0, 10)
+    with pytest.raises(ValueError):
+        frame.region(0, 10, 5, 65)
+
+
+def test_timeline_frames_convert_on_request_and_repeat_as_one_object(tmp_path):
+    # 10 fps source (no timeline instant is equidistant from two source frames): most source frames
+    # cover two or three timeline instants, and those instants share one object.
+    times = np.arange(10) / 10
+    path = write_clip(tmp_path / "slow.mp4", times, size=(320, 240))
+    pairs = list(iter_timeline(path))
+    assert [i for i, _ in pairs] == list(range(probe(path).n_frames))
+    for (a, frame_a), (b, frame_b) in zip(pairs, pairs[1:]):
+        same_source = nearest_source_frame(times, a) == nearest_source_frame(times, b)
+        assert (frame_a is frame_b) == same_source
+    frame = pairs[4][1]
+    assert frame.image().shape == (240, 320, 3) and frame.image(max_side=160).shape == (120, 160, 3)
+    assert frame.image(max_side=160) is frame.image(max_side=160)  # converted once
+    thumb = frame.thumbnail(64)
+    assert thumb.shape == (48, 64, 3)
+    assert abs(float(thumb.mean()) - level(2)) < 4
+    # iter_frames hands out a repeated source frame as a copy: editing one leaves the other intact.
+    (_, first), (_, second) = list(iter_frames(path, end_frame=2))
+    first[:] = 0
+    assert second.mean() > 10
 
 
 def test_rotate_frame_turns_clockwise():

@@ -32,29 +32,74 @@ def write_video(path, images):
     return path
 
 
+def write_numbered_video(path, n_frames=80, size=(160, 120)):
+    """Flat grey frames, frame k at level ``10 + 3k``, losslessly coded: a frame says its own index."""
+    width, height = size
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.codec_context.time_base = Fraction(1, 25)
+    stream.options = {"crf": "0"}
+    for k in range(n_frames):
+        frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 10 + 3 * k, np.uint8), format="bgr24")
+        frame.pts = k
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
 class ScriptedDetector:
-    """Returns ``script(call_index)`` boxes: the tracker calls it once per detected frame, in order."""
+    """Returns ``script(k)`` boxes for frame k of a numbered video, whatever order frames come in."""
 
     name = "scripted"
+    levels = None  # mean level of every decoded frame of the numbered video
 
     def __init__(self, script):
         self.script = script
-        self.calls = 0
+        self.seen: list[int] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.seen)
 
     def detect(self, frame_bgr):
-        boxes = self.script(self.calls)
+        # Colour conversion moves the levels a little: the frame is the one whose level is nearest.
+        k = int(np.argmin(np.abs(self.levels - float(frame_bgr.mean()))))
+        self.seen.append(k)
+        return [Detection(box=b, score=0.9) for b in self.script(k)]
+
+
+class CallCounter:
+    """Returns ``script(call_index)``: for clips whose frames do not carry their index."""
+
+    name = "counter"
+
+    def __init__(self, script):
+        self.script, self.calls = script, 0
+
+    def detect(self, frame_bgr):
         self.calls += 1
-        return [Detection(box=b, score=0.9) for b in boxes]
+        return [Detection(box=b, score=0.9) for b in self.script(self.calls - 1)]
 
 
 @pytest.fixture(scope="module")
 def flat_video(tmp_path_factory):
-    """80 frames of flat grey 160x120: no scene cut."""
-    return write_video(tmp_path_factory.mktemp("tracks") / "flat.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 80)
+    """80 numbered frames of 160x120: no scene cut (levels change by 3 per frame)."""
+    from syncnet_fcn.media import iter_frames
+
+    path = write_numbered_video(tmp_path_factory.mktemp("tracks") / "numbered.mp4")
+    levels = np.array([frame.mean() for _, frame in iter_frames(path)])
+    assert len(levels) == 80 and np.all(np.diff(levels) > 1)
+    ScriptedDetector.levels = levels
+    return path
 
 
 LEFT = [10, 20, 50, 60]
 RIGHT = [100, 20, 140, 60]
+DENSE = TrackingOptions(detect_every=1)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -123,7 +168,8 @@ def test_missed_detections_are_interpolated(flat_video):
         shift = k * 0.5  # the face drifts right
         return [np.array(LEFT) + [shift, 0, shift, 0]]
 
-    (track,) = find_face_tracks(flat_video, detector=ScriptedDetector(script), options=TrackingOptions(smooth_width=1))
+    options = TrackingOptions(smooth_width=1, detect_every=1)
+    (track,) = find_face_tracks(flat_video, detector=ScriptedDetector(script), options=options)
     assert (track.start_frame, track.end_frame) == (0, 79)
     assert np.isnan(track.scores[30:40]).all() and not np.isnan(track.scores[:30]).any()
     # Linear interpolation across the gap follows the drift.
@@ -168,24 +214,106 @@ def test_median_smoothing_removes_a_jump(flat_video):
 
     (track,) = find_face_tracks(flat_video, detector=ScriptedDetector(script))
     np.testing.assert_allclose(track.boxes, np.tile(LEFT, (80, 1)), atol=1e-3)
-    (raw,) = find_face_tracks(flat_video, detector=ScriptedDetector(script), options=TrackingOptions(smooth_width=1))
+    (raw,) = find_face_tracks(flat_video, detector=ScriptedDetector(script),
+                              options=TrackingOptions(smooth_width=1, detect_every=1))
     assert raw.boxes[40, 0] == pytest.approx(LEFT[0] + 4)
 
 
-def test_detect_every_k_frames_interpolates_between(flat_video):
+# ----------------------------------------------------------------------------------------------------
+# the detection schedule
+
+
+def test_steady_faces_are_detected_every_kth_frame_and_on_the_last(flat_video):
     detector = ScriptedDetector(lambda k: [LEFT])
     (track,) = find_face_tracks(flat_video, detector=detector, options=TrackingOptions(detect_every=4))
-    assert detector.calls == 20
-    assert (track.start_frame, track.end_frame) == (0, 76)  # last detection on frame 76
-    assert np.isfinite(track.scores).sum() == 20
+    assert sorted(detector.seen) == [*range(0, 80, 4), 79]
+    assert (track.start_frame, track.end_frame) == (0, 79)
+    assert np.isfinite(track.scores).sum() == 21
+    np.testing.assert_allclose(track.boxes, np.tile(LEFT, (80, 1)), atol=1e-3)
+
+
+def jumpy_script(k):
+    """A face that jumps at frames 23 and 61, a second face from frame 33 to 52, none on 70-71."""
+    if k in (70, 71):
+        return []
+    first = np.array(LEFT) + (30 if 23 <= k < 61 else 0)
+    return [first] + ([RIGHT] if 33 <= k <= 52 else [])
+
+
+def test_frames_between_disagreeing_detections_are_all_detected(flat_video):
+    options = dict(smooth_width=1, min_track_frames=5, max_missed=1)
+    dense_detector, sparse_detector = ScriptedDetector(jumpy_script), ScriptedDetector(jumpy_script)
+    dense = find_face_tracks(flat_video, detector=dense_detector, options=TrackingOptions(detect_every=1, **options))
+    sparse = find_face_tracks(flat_video, detector=sparse_detector, options=TrackingOptions(detect_every=5, **options))
+    # Where the boxes stay put, every 5th frame is enough; each change is bisected down to the frame
+    # it happens on, so the tracks are those of detecting every frame: same spans, same boxes.
+    assert sparse_detector.calls < 0.5 * dense_detector.calls
+    assert [(t.start_frame, t.end_frame) for t in sparse] == [(t.start_frame, t.end_frame) for t in dense]
+    for a, b in zip(sparse, dense):
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+    assert {22, 23, 33, 52, 53, 60, 61, 69, 70, 71, 72} <= set(sparse_detector.seen)
+
+
+def test_a_small_motion_is_interpolated_and_a_large_one_detected(flat_video):
+    def drifting(k):  # half a pixel per frame to the right, then a 12 px jump at frame 47
+        shift = k / 2 + (12 if k >= 47 else 0)
+        return [np.array(LEFT) + [shift, 0, shift, 0]]
+
+    detector = ScriptedDetector(drifting)
+    (track,) = find_face_tracks(flat_video, detector=detector, options=TrackingOptions(smooth_width=1))
+    # 2.5 px on a 40 px box between detections keeps the IoU at 0.88: interpolated, and exactly so;
+    # the jump (IoU 0.54) is bisected down to the two frames either side of it.
+    assert {46, 47} <= set(detector.seen) and not {1, 2, 3, 4, 48, 49} & set(detector.seen)
+    assert detector.calls == 19  # 0, 5, ..., 75, 79 and 47, 46
+    expected = np.array([drifting(k)[0] for k in range(80)], np.float32)
+    np.testing.assert_allclose(track.boxes, expected, atol=1e-3)
+
+
+def test_disagreement_threshold_is_an_option(flat_video):
+    def drifting(k):  # 3 px per frame: 15 px between detections 5 frames apart, IoU about 0.45
+        return [np.array(LEFT) + [3 * k, 0, 3 * k, 0]]
+
+    loose = ScriptedDetector(drifting)
+    find_face_tracks(flat_video, detector=loose, options=TrackingOptions(steady_iou=0.3))
+    strict = ScriptedDetector(drifting)
+    find_face_tracks(flat_video, detector=strict, options=TrackingOptions(steady_iou=0.8))
+    assert loose.calls == 17 and strict.calls == 80
+
+
+@pytest.mark.slow
+def test_sparse_detection_keeps_the_crops_of_dense_detection(clip):
+    from syncnet_fcn.crops import crop_window
+    from syncnet_fcn.tracking import _iou
+
+    path = clip("syncnet_example.avi")
+    counted = []
+
+    def run(options):
+        detector = create_detector("mediapipe", min_confidence=0.5, max_side=None)
+        calls = []
+        original = detector.detect
+        detector.detect = lambda frame: calls.append(1) or original(frame)
+        tracks = find_face_tracks(path, detector=detector, options=options)
+        counted.append(len(calls))
+        return tracks
+
+    (dense,), (sparse,) = run(TrackingOptions(detect_every=1)), run(TrackingOptions())
+    assert (sparse.start_frame, sparse.end_frame) == (dense.start_frame, dense.end_frame)
+    windows = [np.array([crop_window(b) for b in t.boxes], np.float32)[:, [2, 0, 3, 1]] for t in (dense, sparse)]
+    overlap = np.array([_iou(a[None], b[None])[0, 0] for a, b in zip(*windows)])
+    assert overlap.mean() > 0.95 and overlap.min() > 0.8
+    assert counted[1] < 0.5 * counted[0]
 
 
 def test_scene_cut_ends_tracks(tmp_path):
     rng = np.random.default_rng(3)
     first, second = (rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(2))
     path = write_video(tmp_path / "cut.mp4", [first] * 40 + [second] * 40)
-    tracks = find_face_tracks(path, detector=ScriptedDetector(lambda k: [LEFT]))
+    detector = CallCounter(lambda k: [LEFT])
+    tracks = find_face_tracks(path, detector=detector)
+    # Both sides of the cut are detected, so each track reaches it although 39 is not a 5th frame.
     assert [(t.start_frame, t.end_frame) for t in tracks] == [(0, 39), (40, 79)]
+    assert detector.calls < 30
 
 
 def test_face_track_summary():
