@@ -1,0 +1,422 @@
+"""FCN-SyncNet calibration: make the fully convolutional engine read like the sliding-window one.
+
+Why it is needed: the windowed audio stream sees each 0.2 s MFCC window alone, zero-padded at its
+edges; run fully convolutionally it sees the real neighbouring audio instead, so its embeddings differ
+near the window edges. The video stream has no such difference (it is exact).
+
+What is fitted, over speech, never per clip:
+
+1. **Audio head refit.** The audio head's last layer (``Linear(w6, D)``) is refitted in closed form
+   (ridge least squares, pulled towards the original layer) so that, applied to the fully
+   convolutional penultimate features, it reproduces the *windowed* embeddings. Audio alone suffices:
+   any speech recording gives thousands of windows.
+2. **Distance map** (optional, needs face tracks): an affine map ``d → scale·d + shift`` fitted by least
+   squares between the FCN and the sliding-window distance matrices of the same tracks. It cannot move
+   an offset (scale > 0), only align the confidence and min-distance scale.
+
+Held-out sources measure how well it generalises; everything is stored with its provenance in
+``<weights>.fcn-calibration.json`` beside the weights.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import mfcc, mfcc_windows
+from .errors import InvalidArgumentError, WeightsError
+
+CALIBRATION_SUFFIX = ".fcn-calibration.json"
+FORMAT_VERSION = 1
+MEDIA_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".m4v", ".wav", ".flac", ".mp3", ".m4a"}
+
+#: progress(stage, fraction)
+ProgressCallback = Callable[[str, float], None]
+
+
+def calibration_path(weights_path: str | os.PathLike) -> Path:
+    weights_path = Path(weights_path)
+    return weights_path.with_name(weights_path.name + CALIBRATION_SUFFIX)
+
+
+def _encode(array: np.ndarray) -> dict:
+    array = np.ascontiguousarray(array, dtype="<f4")
+    return {"shape": list(array.shape), "dtype": "float32", "base64": base64.b64encode(array.tobytes()).decode()}
+
+
+def _decode(blob: dict) -> np.ndarray:
+    data = np.frombuffer(base64.b64decode(blob["base64"]), dtype="<f4")
+    return data.reshape(blob["shape"]).copy()
+
+
+@dataclass
+class FCNCalibration:
+    """What the FCN engine applies: a refitted audio head and an affine distance map."""
+
+    head_weight: np.ndarray | None = None  # (D, w6)
+    head_bias: np.ndarray | None = None  # (D,)
+    distance_scale: float = 1.0
+    distance_shift: float = 0.0
+    provenance: dict = field(default_factory=dict)
+
+    def audio_head(self, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.head_weight is None:
+            return None
+        return torch.from_numpy(self.head_weight).to(device), torch.from_numpy(self.head_bias).to(device)
+
+    def apply_to_distances(self, dists: np.ndarray) -> np.ndarray:
+        return self.distance_scale * np.asarray(dists, dtype=np.float64) + self.distance_shift
+
+    def to_dict(self) -> dict:
+        data = {
+            "format": FORMAT_VERSION,
+            "kind": "syncnet_fcn.fcn_calibration",
+            "provenance": self.provenance,
+            "distance_map": {"scale": self.distance_scale, "shift": self.distance_shift},
+        }
+        if self.head_weight is not None:
+            data["audio_head"] = {"weight": _encode(self.head_weight), "bias": _encode(self.head_bias)}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FCNCalibration":
+        if data.get("format") != FORMAT_VERSION or data.get("kind") != "syncnet_fcn.fcn_calibration":
+            raise ValueError("not a syncnet_fcn FCN calibration (format/kind fields)")
+        head = data.get("audio_head")
+        return cls(
+            head_weight=_decode(head["weight"]) if head else None,
+            head_bias=_decode(head["bias"]) if head else None,
+            distance_scale=float(data["distance_map"]["scale"]),
+            distance_shift=float(data["distance_map"]["shift"]),
+            provenance=data.get("provenance", {}),
+        )
+
+
+def save_calibration(calibration: FCNCalibration, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(json.dumps(calibration.to_dict(), indent=1))
+    os.replace(partial, path)
+    return path
+
+
+def load_calibration(weights_path: str | os.PathLike, model=None) -> tuple[FCNCalibration | None, str]:
+    """The calibration beside ``weights_path`` and a note for the report.
+
+    ``(None, reason)`` when there is none or it was fitted for other weights; a corrupt file is a
+    :class:`WeightsError` (it would silently change every reading).
+    """
+    from .weights import sha256_file
+
+    path = calibration_path(weights_path)
+    if not path.is_file():
+        return None, f"none (no {path.name} beside the weights; run `syncnet-fcn calibrate`)"
+    try:
+        calibration = FCNCalibration.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"FCN calibration {path} is unreadable ({exc}); delete it or run `syncnet-fcn calibrate`") from exc
+    fitted_for = calibration.provenance.get("weights_sha256")
+    if fitted_for and fitted_for != sha256_file(weights_path):
+        return None, f"ignored: {path.name} was fitted for other weights (sha256 {fitted_for[:12]}…)"
+    if model is not None and calibration.head_weight is not None:
+        last = model.netfcaud[3]
+        if tuple(calibration.head_weight.shape) != tuple(last.weight.shape):
+            return None, f"ignored: {path.name} has an audio head of another shape"
+    return calibration, f"applied: {path}"
+
+
+# fitting ---------------------------------------------------------------------------------------------
+def audio_pairs(model, audio_int16: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(fcn_features (n, w6), windowed_embeddings (n, D))`` for every complete window of ``audio``."""
+    from .model import FullyConvSyncNet
+
+    columns = mfcc(np.asarray(audio_int16, dtype=np.int16))
+    n_windows = max(0, (columns.shape[1] - 20) // 4 + 1)
+    if n_windows == 0:
+        dim_in = model.netfcaud[0].in_features
+        return np.zeros((0, dim_in), np.float32), np.zeros((0, model.config.embedding_dim), np.float32)
+    fcn = FullyConvSyncNet(model)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        features = fcn.audio_features(torch.from_numpy(columns)[None, None].to(device))[:n_windows]
+        windowed = []
+        for first in range(0, n_windows, batch):
+            count = min(batch, n_windows - first)
+            windows = torch.from_numpy(mfcc_windows(columns[:, 4 * first :], count)).to(device)
+            windowed.append(model.forward_audio(windows))
+    return features.cpu().numpy(), torch.cat(windowed).cpu().numpy()
+
+
+def fit_audio_head(features: np.ndarray, targets: np.ndarray, prior_weight: np.ndarray, prior_bias: np.ndarray,
+                   ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge least squares ``targets ≈ features @ W.T + b``, shrunk towards the original layer.
+
+    Minimises ``‖[X 1] B − Y‖² + λ‖B − B₀‖²`` with ``λ = ridge · trace(XᵀX) / (w6 + 1)``, so with little
+    data the layer stays what it was.
+    """
+    x = np.concatenate([features, np.ones((len(features), 1))], axis=1).astype(np.float64)
+    y = targets.astype(np.float64)
+    prior = np.concatenate([prior_weight.T, prior_bias[None, :]], axis=0).astype(np.float64)  # (w6+1, D)
+    gram = x.T @ x
+    lam = ridge * np.trace(gram) / gram.shape[0]
+    solution = np.linalg.solve(gram + lam * np.eye(gram.shape[0]), x.T @ y + lam * prior)
+    return solution[:-1].T.astype(np.float32), solution[-1].astype(np.float32)
+
+
+def fit_affine(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least squares ``y ≈ scale·x + shift`` over all entries."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    (scale, shift), *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(scale), float(shift)
+
+
+def _embedding_errors(predicted: np.ndarray, targets: np.ndarray) -> dict:
+    """Mean relative error ‖p − t‖/‖t‖ and the error relative to typical between-window distances."""
+    if len(targets) == 0:
+        return {"relative": None, "vs_spread": None}
+    error = np.linalg.norm(predicted - targets, axis=1)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, len(targets), size=(2, min(2000, len(targets) * 4)))
+    spread = np.linalg.norm(targets[a] - targets[b], axis=1).mean()
+    return {
+        "relative": float(np.mean(error / np.maximum(np.linalg.norm(targets, axis=1), 1e-12))),
+        "vs_spread": float(error.mean() / max(spread, 1e-12)),
+    }
+
+
+def _reading_errors(reference, candidate) -> dict:
+    return {
+        "offset_equal": bool(reference.offset_frames == candidate.offset_frames),
+        "confidence_rel_err": float(abs(candidate.confidence - reference.confidence) / max(abs(reference.confidence), 1e-9)),
+        "min_dist_rel_err": float(abs(candidate.min_dist - reference.min_dist) / max(abs(reference.min_dist), 1e-9)),
+    }
+
+
+def fit_calibration(
+    model,
+    audio_sources: Iterable[tuple[str, np.ndarray]],
+    tracks: Iterable[tuple[str, Iterable[np.ndarray], np.ndarray]] | None = None,
+    *,
+    ridge: float = 1e-3,
+    holdout_every: int = 5,
+    max_windows: int = 30000,
+    max_offset: int = 15,
+    progress: ProgressCallback | None = None,
+) -> FCNCalibration:
+    """Fit a calibration for ``model`` (a loaded :class:`~syncnet_fcn.model.SyncNet`, eval mode).
+
+    ``audio_sources`` yields ``(name, int16 audio)``; every ``holdout_every``-th source is held out to
+    measure the fit (``holdout_every=0``: none). ``tracks`` optionally yields ``(name, crop chunks,
+    track audio)`` face tracks for the distance map and the end-to-end comparison with the original.
+    """
+    train_x, train_y, test_x, test_y = [], [], [], []
+    used, held_out = [], []
+    total = 0
+    for index, (name, audio) in enumerate(audio_sources):
+        features, windowed = audio_pairs(model, audio)
+        if len(features) == 0:
+            continue
+        is_test = holdout_every and index % holdout_every == holdout_every - 1
+        (test_x if is_test else train_x).append(features)
+        (test_y if is_test else train_y).append(windowed)
+        (held_out if is_test else used).append(str(name))
+        total += len(features)
+        if progress is not None:
+            progress("audio", min(1.0, total / max_windows))
+        if total >= max_windows:
+            break
+    if not train_x:
+        raise InvalidArgumentError("calibration needs speech: no input gave a complete 0.2 s audio window")
+    x, y = np.concatenate(train_x), np.concatenate(train_y)
+    if len(x) < 2 * x.shape[1]:
+        raise InvalidArgumentError(
+            f"calibration needs more speech: {len(x)} windows for a {x.shape[1]}-feature head "
+            f"(at least {2 * x.shape[1]}, about {2 * x.shape[1] / 25:.0f} s)"
+        )
+    last = model.netfcaud[3]
+    prior_w = last.weight.detach().cpu().numpy()
+    prior_b = last.bias.detach().cpu().numpy()
+    weight, bias = fit_audio_head(x, y, prior_w, prior_b, ridge)
+
+    residuals = {"train_windows": int(len(x)), "held_out_windows": int(sum(len(t) for t in test_x))}
+    for label, xs, ys in (("train", train_x, train_y), ("held_out", test_x, test_y)):
+        if not xs:
+            continue
+        fx, fy = np.concatenate(xs), np.concatenate(ys)
+        residuals[f"{label}_before"] = _embedding_errors(fx @ prior_w.T + prior_b, fy)
+        residuals[f"{label}_after"] = _embedding_errors(fx @ weight.T + bias, fy)
+
+    calibration = FCNCalibration(head_weight=weight, head_bias=bias)
+    provenance = {
+        "audio_sources": used,
+        "held_out_sources": held_out,
+        "ridge": ridge,
+        "audio_residuals": residuals,
+        "distance_map": "identity (no face tracks given)",
+    }
+    if tracks is not None:
+        provenance.update(_fit_distance_map(model, calibration, tracks, max_offset, progress))
+    calibration.provenance = provenance
+    return calibration
+
+
+def _fit_distance_map(model, calibration: FCNCalibration, tracks, max_offset: int, progress) -> dict:
+    """Compare the engines on face tracks, fit the affine distance map, report readings before/after."""
+    from .engines.fcn import FCNEngine
+    from .engines.syncnet import SlidingWindowEngine
+    from .scoring import summarize
+
+    reference_engine = SlidingWindowEngine(model)
+    raw_engine = FCNEngine(model)
+    head_engine = FCNEngine(model, calibration=FCNCalibration(calibration.head_weight, calibration.head_bias))
+    names, references, raws, heads = [], [], [], []
+    for name, chunks, audio in tracks:
+        chunks = list(chunks)
+        n_frames = sum(len(c) for c in chunks)
+        readings = []
+        for engine in (reference_engine, raw_engine, head_engine):
+            scorer = engine.start_track(audio, n_frames, max_offset)
+            for chunk in chunks:
+                scorer.push(chunk)
+            readings.append(scorer.finish())
+        if readings[0].dists is None:
+            continue
+        names.append(str(name))
+        references.append(readings[0])
+        raws.append(readings[1])
+        heads.append(readings[2])
+    if progress is not None:
+        progress("tracks", 1.0)
+    if not names:
+        return {"distance_map": "identity (no usable face track in the inputs)"}
+    scale, shift = fit_affine(np.concatenate([r.dists for r in heads]), np.concatenate([r.dists for r in references]))
+    if scale <= 0:
+        scale, shift = 1.0, 0.0  # a map that would flip distances is no calibration
+    calibration.distance_scale, calibration.distance_shift = scale, shift
+    per_track = []
+    for name, ref, raw, head in zip(names, references, raws, heads):
+        final = summarize(calibration.apply_to_distances(head.dists), max_offset)
+        per_track.append({
+            "track": name,
+            "reference": {"offset": ref.offset_frames, "confidence": ref.confidence, "min_dist": ref.min_dist},
+            "uncalibrated": _reading_errors(ref, raw),
+            "calibrated": _reading_errors(ref, final),
+        })
+    return {
+        "distance_map": {"scale": scale, "shift": shift, "fitted_on_tracks": names},
+        "track_residuals": per_track,
+    }
+
+
+# the `syncnet-fcn calibrate` backend --------------------------------------------------------------
+def _expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in MEDIA_SUFFIXES))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InvalidArgumentError(f"calibration input {path} does not exist")
+    if not files:
+        raise InvalidArgumentError("no audio or video files among the calibration inputs")
+    return files
+
+
+def _face_tracks(files: list[Path], max_tracks: int):
+    """``(name, crop chunks, audio)`` for face tracks found by the toolkit's own tracker and crops."""
+    from .crops import iter_track_crops
+    from .media import load_audio
+    from .pipeline import _track_audio
+    from .tracking import find_face_tracks
+
+    found = 0
+    for path in files:
+        if found >= max_tracks:
+            return
+        try:
+            tracks = find_face_tracks(path)
+            audio = load_audio(path)
+        except Exception:  # audio-only inputs, unreadable files: they still served the audio fit
+            continue
+        chunks: dict[int, list[np.ndarray]] = {}
+        for track_id, _first, crops in iter_track_crops(path, tracks, size=224, chunk=128):
+            chunks.setdefault(track_id, []).append(crops)
+        for track in tracks:
+            if found >= max_tracks:
+                return
+            found += 1
+            yield f"{path.name}#{track.track_id}", chunks.get(track.track_id, []), _track_audio(audio, track)
+
+
+def run_calibration(
+    weights: str | None,
+    inputs: Sequence[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    max_windows: int = 30000,
+    max_tracks: int = 8,
+    use_faces: bool = True,
+) -> dict:
+    """Fit and save the FCN calibration for ``weights`` on media files or folders of them.
+
+    Audio of every input feeds the audio-head fit; with ``use_faces`` the first ``max_tracks`` face
+    tracks also fit the distance map and give the end-to-end comparison. Returns a summary (where it
+    was written, sources, residuals).
+    """
+    from .media import load_audio
+    from .model import load_model
+    from .weights import resolve_weights, sha256_file
+
+    weights_path = resolve_weights(weights)
+    model = load_model(weights_path)
+    files = _expand_inputs(inputs)
+
+    def audio_sources():
+        for path in files:
+            try:
+                yield path.name, load_audio(path)
+            except Exception:  # a file without usable audio contributes nothing
+                continue
+
+    tracks = None
+    if use_faces:
+        try:
+            import importlib
+
+            importlib.import_module(".crops", __package__)
+            tracks = _face_tracks(files, max_tracks)
+        except ImportError:
+            tracks = None
+    calibration = fit_calibration(model, audio_sources(), tracks, max_windows=max_windows, progress=progress)
+    calibration.provenance.update({
+        "weights": str(weights_path),
+        "weights_sha256": sha256_file(weights_path),
+        "model": model.config.to_dict(),
+        "inputs": [str(p) for p in inputs],
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    target = Path(out) if out is not None else calibration_path(weights_path)
+    if target.is_dir():
+        target = target / calibration_path(weights_path).name
+    try:
+        save_calibration(calibration, target)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot write the calibration to {target}: {exc.strerror}; use --out") from exc
+    summary = {k: v for k, v in calibration.provenance.items() if k != "model"}
+    summary["path"] = str(target)
+    summary["distance_scale"] = calibration.distance_scale
+    summary["distance_shift"] = calibration.distance_shift
+    return summary

@@ -1,0 +1,82 @@
+"""FCN-SyncNet: the same weights, run fully convolutionally.
+
+The video stream runs once over each pushed chunk (with the 4-frame overlap carried between chunks)
+instead of over 5× copies of every frame; the audio stream runs once over the track's whole MFCC
+sequence instead of once per window; the offset search is one batched correlation. The audio stream's
+zero padding sees real neighbouring audio here, so its embeddings differ slightly from the windowed
+ones; a calibration fitted by ``syncnet-fcn calibrate`` and stored beside the weights corrects that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..calibrate import FCNCalibration, load_calibration
+from ..model import FullyConvSyncNet, SyncNet, load_model
+from ..weights import resolve_weights
+from .base import SyncEngine, TrackScorer
+from .syncnet import WindowedTrackScorer
+
+
+class _FCNScorer(WindowedTrackScorer):
+    #: windows per video pass: bounds the first layer's activations (about 130 MB at 224×224)
+    batch_windows = 32
+
+    def __init__(self, engine: "FCNEngine", audio, n_frames, max_offset):
+        super().__init__(engine.model, audio, n_frames, max_offset, engine.device)
+        self.fcn = engine.fcn
+        self.calibration = engine.calibration
+        self.calibration_note = engine.calibration_note
+
+    def _embed_video(self, frames: torch.Tensor, count: int) -> torch.Tensor:
+        return self.fcn.video_embeddings(frames)[:count]
+
+    def _embed_audio(self, n_windows: int) -> torch.Tensor:
+        columns = torch.from_numpy(self.mfcc)[None, None].to(self.device)
+        return self.fcn.audio_embeddings(columns)[:n_windows]
+
+    def _distances(self, video: torch.Tensor, audio: torch.Tensor) -> np.ndarray:
+        dists = super()._distances(video, audio)
+        if self.calibration is not None:
+            dists = self.calibration.apply_to_distances(dists)
+        return dists
+
+    def _extra(self) -> dict:
+        return {"fcn_calibration": self.calibration_note}
+
+
+class FCNEngine(SyncEngine):
+    """``fcn``: FCN-SyncNet on SyncNet weights (any member of the family), calibrated when possible."""
+
+    name = "fcn"
+
+    def __init__(
+        self,
+        model: SyncNet,
+        weights: str | None = None,
+        device: str = "cpu",
+        calibration: FCNCalibration | None = None,
+        calibration_note: str | None = None,
+        keep_embeddings: bool = False,
+    ):
+        self.model = model.to(device).eval()
+        self.device = device
+        self.weights = weights
+        self.keep_embeddings = keep_embeddings
+        self.calibration = calibration
+        self.calibration_note = calibration_note or ("none" if calibration is None else "applied")
+        head = calibration.audio_head(device) if calibration is not None else None
+        self.fcn = FullyConvSyncNet(self.model, audio_head=head)
+
+    @classmethod
+    def from_weights(cls, weights: str | None, device: str = "cpu") -> "FCNEngine":
+        path = resolve_weights(weights)
+        model = load_model(path, device)
+        calibration, note = load_calibration(path, model)
+        return cls(model, weights=str(path), device=device, calibration=calibration, calibration_note=note)
+
+    def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
+        scorer = _FCNScorer(self, audio, n_frames, max_offset)
+        scorer.keep_embeddings = self.keep_embeddings
+        return scorer
