@@ -67,6 +67,8 @@ def default_weights() -> str | None:
     entries = registry()
     official = [n for n, e in entries.items() if e.get("kind", "official") == "official"]
     project = [n for n, e in entries.items() if e.get("kind") == "project"]
+    if os.environ.get("SYNCNET_FCN_NO_PROJECT_WEIGHTS"):
+        project = []  # e.g. to compare against the embedded engine, or in tests of the no-weights path
     for name in official + project:
         path = entry_path(name)
         if path.is_file() and path.stat().st_size > 0:

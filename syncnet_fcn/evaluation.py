@@ -1,0 +1,381 @@
+"""The offset-accuracy protocol (REFERENCE §5), for any engine.
+
+A clip is copied with its audio shifted at sample level by each of :data:`BENCHMARK_SHIFTS` frames;
+delaying the audio by *S* moves a reading from *B* to *B − S*, so a copy's expected reading is
+``own_offset − S``. A reading is correct within ±:data:`TOLERANCE` frame. Besides the clip-level reading
+(every window of the track judged together) the protocol judges every run of *K* consecutive windows
+(:data:`CONTEXTS`), and, for clips whose own offset is unknown, *relative* accuracy: the shifted copy
+against the engine's own reading of the unshifted copy.
+
+Corpora come from the clip names of ``../shared/clips/manifest.json`` (:func:`corpus_of`); the clips of
+in-sync research corpora have own offset 0, the ``syncnet_example`` family its documented values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import SAMPLES_PER_FRAME
+
+BENCHMARK_SHIFTS = (-12, -7, -3, 0, 4, 9)
+CONTEXTS = (5, 15, 50)
+TOLERANCE = 1
+
+# File-name prefix → corpus. Order matters: the first matching prefix wins.
+CORPUS_PREFIXES = (
+    ("gen_", "generated"),
+    ("syncnet", "syncnet_example"),
+    ("grid_", "grid"),
+    ("lrs2_", "lrs2"),
+    ("deeplipreading", "lrs2"),
+    ("pcavs_", "voxceleb2"),
+    ("lrw_", "lrw"),
+)
+#: research corpora published in sync (REFERENCE §7, issue 3): own offset 0
+IN_SYNC_CORPORA = ("grid", "lrs2", "voxceleb2", "lrw")
+#: documented own offsets (REFERENCE §1, §7)
+DOCUMENTED_OFFSETS = {
+    "syncnet_example.avi": 3,
+    "syncnetfcn_test_offset5.avi": 3 - 5,
+    "syncnetfcn_test_offset12.avi": 3 - 12,
+}
+
+
+def corpus_of(file_name: str) -> str:
+    """``grid``, ``lrs2``, ``voxceleb2``, ``lrw``, ``syncnet_example``, ``generated`` or ``other``."""
+    name = Path(file_name).name
+    for prefix, corpus in CORPUS_PREFIXES:
+        if name.startswith(prefix):
+            return corpus
+    return "other"
+
+
+def own_offset(file_name: str) -> int | None:
+    """The clip's own offset in frames when documented or implied by its corpus, else ``None``."""
+    name = Path(file_name).name
+    if name in DOCUMENTED_OFFSETS:
+        return DOCUMENTED_OFFSETS[name]
+    return 0 if corpus_of(name) in IN_SYNC_CORPORA else None
+
+
+def is_correct(reading: int, expected: int, tolerance: int = TOLERANCE) -> bool:
+    return abs(int(reading) - int(expected)) <= tolerance
+
+
+def context_accuracy(dists: np.ndarray, expected: int, context: int, max_offset: int = 15) -> float:
+    """Fraction of the ``context``-window runs of ``dists`` whose averaged argmin is within tolerance."""
+    from .scoring import context_offsets
+
+    offsets = context_offsets(dists, context, max_offset)
+    return float(np.mean(np.abs(offsets - expected) <= TOLERANCE))
+
+
+# ----------------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class ShiftResult:
+    """One engine's reading of one shifted copy of one clip."""
+
+    clip: str
+    corpus: str
+    generated: bool
+    shift: int
+    offset: int | None  # the clip-level reading (None: no track)
+    expected: int | None  # own_offset - shift; None when the own offset is unknown or beyond the search
+    unshifted: int | None  # the same engine's reading of the unshifted copy
+    confidence: float | None = None
+    reliable: bool | None = None
+    context_correct: dict = field(default_factory=dict)  # {K: fraction of K-window runs correct}
+    seconds: float = 0.0
+
+    @property
+    def correct(self) -> bool | None:
+        if self.expected is None or self.offset is None:
+            return None if self.expected is None else False
+        return is_correct(self.offset, self.expected)
+
+    @property
+    def relative_correct(self) -> bool | None:
+        """Against the engine's own unshifted reading; undefined for the unshifted copy itself."""
+        if self.shift == 0 or self.unshifted is None:
+            return None
+        if self.offset is None:
+            return False
+        return is_correct(self.offset, self.unshifted - self.shift)
+
+
+def _rate(values: Iterable) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"n": 0, "accuracy": None}
+    return {"n": len(values), "accuracy": float(np.mean(values))}
+
+
+def summarize_results(results: Sequence[ShiftResult], contexts: Sequence[int] = CONTEXTS) -> dict:
+    """Accuracy figures for a set of results (normally the real clips' or the generated ones').
+
+    ``clip_level``: copies with a known expected reading, read within ±1. ``context_K``: mean over those
+    copies of the fraction of K-window runs read within ±1. ``relative``: shifted copies against the
+    unshifted reading, every clip. ``in_sync_zero``: unshifted copies of in-sync corpora read 0 ± 1.
+    """
+    known = [r for r in results if r.expected is not None]
+    summary = {
+        "copies": len(results),
+        "clips": len({r.clip for r in results}),
+        "clip_level": _rate(r.correct for r in known),
+        "relative": _rate(r.relative_correct for r in results),
+    }
+    for k in contexts:
+        summary[f"context_{k}"] = _rate(r.context_correct.get(k) for r in known)
+    in_sync = [r for r in results if r.shift == 0 and r.corpus in IN_SYNC_CORPORA]
+    summary["in_sync_zero"] = _rate(None if r.offset is None else is_correct(r.offset, 0) for r in in_sync)
+    return summary
+
+
+def summarize_by_corpus(results: Sequence[ShiftResult], contexts: Sequence[int] = CONTEXTS) -> dict:
+    groups = defaultdict(list)
+    for r in results:
+        groups[r.corpus].append(r)
+    return {corpus: summarize_results(rs, contexts) for corpus, rs in sorted(groups.items())}
+
+
+def benchmark_summary(results: Sequence[ShiftResult], contexts: Sequence[int] = CONTEXTS) -> dict:
+    """Real and generated clips reported separately, each with a per-corpus breakdown."""
+    out = {}
+    for label, generated in (("real", False), ("generated", True)):
+        subset = [r for r in results if r.generated == generated]
+        out[label] = {"overall": summarize_results(subset, contexts), "by_corpus": summarize_by_corpus(subset, contexts)}
+    return out
+
+
+def format_summary(summary: dict, contexts: Sequence[int] = CONTEXTS) -> str:
+    """A plain-text table of :func:`benchmark_summary`'s output."""
+
+    def pct(rate):
+        return "   -  " if rate["accuracy"] is None else f"{100 * rate['accuracy']:5.1f}%"
+
+    header = f"{'group':<22}{'clips':>6}{'copies':>7}  {'clip':>6}" + "".join(f"  {'K=' + str(k):>6}" for k in contexts)
+    header += f"  {'relat.':>6}  {'0±1':>6}"
+    lines = []
+    for label in ("real", "generated"):
+        block = summary.get(label)
+        if not block or block["overall"]["copies"] == 0:
+            continue
+        lines += [header, "-" * len(header)]
+        rows = [(f"{label} (all)", block["overall"])] + [(f"  {c}", s) for c, s in block["by_corpus"].items()]
+        for name, s in rows:
+            line = f"{name:<22}{s['clips']:>6}{s['copies']:>7}  {pct(s['clip_level'])}"
+            line += "".join(f"  {pct(s[f'context_{k}'])}" for k in contexts)
+            line += f"  {pct(s['relative'])}  {pct(s['in_sync_zero'])}"
+            lines.append(line)
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# running an engine on shifted copies
+
+
+def track_audio(audio: np.ndarray, start_frame: int, n_frames: int) -> np.ndarray:
+    """Samples of frames ``start_frame … start_frame + n_frames − 1``, zero-padded past the end."""
+    start, stop = start_frame * SAMPLES_PER_FRAME, (start_frame + n_frames) * SAMPLES_PER_FRAME
+    span = np.asarray(audio[start:stop])
+    if len(span) < stop - start:
+        span = np.concatenate([span, np.zeros(stop - start - len(span), dtype=span.dtype)])
+    return span
+
+
+class _FanOutScorer:
+    """One scorer per audio, all fed the same crops (engines without a shared-video path)."""
+
+    def __init__(self, scorers):
+        self.scorers = scorers
+
+    def push(self, crops):
+        for s in self.scorers:
+            s.push(crops)
+
+    def finish(self):
+        return [s.finish() for s in self.scorers]
+
+
+def start_multi_audio(engine, audios: Sequence[np.ndarray], n_frames: int, max_offset: int = 15):
+    """A scorer that reads one track against several audios: ``push(crops)``; ``finish() -> [TrackSync]``.
+
+    Engines that can share the video side (``start_tracks_multi_audio``) do the visual work once.
+    """
+    shared = getattr(engine, "start_tracks_multi_audio", None)
+    if shared is not None:
+        return shared(audios, n_frames, max_offset)
+    return _FanOutScorer([engine.start_track(a, n_frames, max_offset) for a in audios])
+
+
+def read_shifted_copies(
+    engine,
+    video: str | Path,
+    tracks: Sequence,
+    audio: np.ndarray,
+    shifts: Sequence[int] = BENCHMARK_SHIFTS,
+    max_offset: int = 15,
+):
+    """``{shift: [TrackSync per track]}``: the engine's readings of every track under each audio shift."""
+    from .crops import iter_track_crops
+    from .media import shift_audio
+
+    shifted = [shift_audio(audio, s) for s in shifts]
+    scorers = {}
+    for t in tracks:
+        spans = [track_audio(a, t.start_frame, t.n_frames) for a in shifted]
+        scorers[t.track_id] = start_multi_audio(engine, spans, t.n_frames, max_offset)
+    for track_id, _first, crops in iter_track_crops(video, tracks, size=224):
+        scorers[track_id].push(crops)
+    per_track = {t.track_id: scorers[t.track_id].finish() for t in tracks}
+    return {s: [per_track[t.track_id][i] for t in tracks] for i, s in enumerate(shifts)}
+
+
+def main_track_index(syncs: Sequence) -> int:
+    """The track a report would call main: reliable first, then the highest confidence (as SyncReport)."""
+
+    def key(i):
+        c = syncs[i].confidence
+        return (bool(syncs[i].reliable), c if c is not None and np.isfinite(c) else -np.inf)
+
+    return max(range(len(syncs)), key=key)
+
+
+def evaluate_clip(
+    pipe,
+    video: str | Path,
+    shifts: Sequence[int] = BENCHMARK_SHIFTS,
+    contexts: Sequence[int] = CONTEXTS,
+    generated: bool = False,
+) -> list[ShiftResult]:
+    """Every shifted copy of one clip, read by the pipeline's (first) engine."""
+    from .media import load_audio
+
+    if 0 not in shifts:
+        shifts = (0, *shifts)
+    engine = next(iter(pipe.engines.values()))
+    name = Path(video).name
+    started = time.perf_counter()
+    tracks = pipe.find_tracks(video)
+    audio = load_audio(video)
+    readings = read_shifted_copies(engine, video, tracks, audio, shifts, pipe.max_offset) if tracks else {}
+    seconds = (time.perf_counter() - started) / len(shifts)
+    own = own_offset(name)
+    corpus = corpus_of(name)
+
+    def main_of(shift):
+        syncs = readings.get(shift) or []
+        return syncs[main_track_index(syncs)] if syncs else None
+
+    base = main_of(0)
+    results = []
+    for shift in shifts:
+        sync = main_of(shift)
+        expected = None if own is None else own - shift
+        if expected is not None and abs(expected) > pipe.max_offset:
+            # the truth lies outside the search: no engine can read it; judged relatively only
+            expected = None
+        contexts_ok = {}
+        if sync is not None and expected is not None and sync.dists is not None:
+            contexts_ok = {k: context_accuracy(sync.dists, expected, k, pipe.max_offset) for k in contexts}
+        results.append(
+            ShiftResult(
+                clip=name,
+                corpus=corpus,
+                generated=generated,
+                shift=int(shift),
+                offset=None if sync is None else int(sync.offset_frames),
+                expected=expected,
+                unshifted=None if base is None else int(base.offset_frames),
+                confidence=None if sync is None else float(sync.confidence),
+                reliable=None if sync is None else bool(sync.reliable),
+                context_correct=contexts_ok,
+                seconds=seconds,
+            )
+        )
+    return results
+
+
+def results_to_json(results: Sequence[ShiftResult]) -> list[dict]:
+    out = []
+    for r in results:
+        d = asdict(r)
+        d["context_correct"] = {str(k): v for k, v in r.context_correct.items()}
+        d["correct"] = r.correct
+        d["relative_correct"] = r.relative_correct
+        out.append(d)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# calibration helpers
+
+
+def subframe_minimum(curve: np.ndarray, offsets: np.ndarray) -> float:
+    """Offset of the curve's minimum refined by a parabola through it and its neighbours."""
+    curve = np.asarray(curve, dtype=np.float64)
+    i = int(np.argmin(curve))
+    if 0 < i < len(curve) - 1:
+        left, mid, right = curve[i - 1 : i + 2]
+        denom = left - 2 * mid + right
+        if denom > 0:
+            step = float(offsets[1] - offsets[0])
+            return float(offsets[i]) + step * 0.5 * (left - right) / denom
+    return float(offsets[i])
+
+
+def robust_bias(errors: Sequence[float], clip_range: float = 3.0) -> float:
+    """Median of reading-minus-truth errors, ignoring gross misses (|error| > ``clip_range`` frames)."""
+    errors = np.asarray([e for e in errors if e is not None and np.isfinite(e)], dtype=np.float64)
+    kept = errors[np.abs(errors - np.median(errors)) <= clip_range] if len(errors) else errors
+    return float(np.median(kept)) if len(kept) else 0.0
+
+
+def leave_one_corpus_out(
+    errors: dict[str, float],
+    corpus: Callable[[str], str] = corpus_of,
+    tolerance: float = TOLERANCE,
+) -> dict:
+    """Is a bias fitted on some corpora right for another?
+
+    ``errors`` maps clip → (reading − truth) before any bias correction. For each corpus the bias is
+    fitted on all other corpora and applied to it; reported per corpus: that bias, the fraction of its
+    clips then within tolerance, and the same with the bias fitted on everything.
+    """
+    groups = defaultdict(dict)
+    for clip, err in errors.items():
+        groups[corpus(clip)][clip] = err
+    all_bias = robust_bias(list(errors.values()))
+    report = {"bias_all": all_bias, "corpora": {}}
+    for name, members in sorted(groups.items()):
+        others = [e for c, e in errors.items() if c not in members]
+        held_bias = robust_bias(others) if others else all_bias
+        errs = np.array(list(members.values()))
+        report["corpora"][name] = {
+            "clips": len(members),
+            "bias_without_it": held_bias,
+            "bias_of_it": robust_bias(list(members.values())),
+            "correct_with_held_out_bias": float(np.mean(np.abs(np.round(errs - held_bias)) <= tolerance)),
+            "correct_with_all_bias": float(np.mean(np.abs(np.round(errs - all_bias)) <= tolerance)),
+        }
+    spread = [v["bias_without_it"] for v in report["corpora"].values()]
+    report["held_out_bias_range"] = [float(min(spread)), float(max(spread))] if spread else None
+    return report
+
+
+__all__ = [
+    "BENCHMARK_SHIFTS", "CONTEXTS", "TOLERANCE", "IN_SYNC_CORPORA", "ShiftResult", "corpus_of", "own_offset",
+    "is_correct", "context_accuracy", "summarize_results", "summarize_by_corpus", "benchmark_summary",
+    "format_summary", "track_audio", "start_multi_audio", "read_shifted_copies", "main_track_index",
+    "evaluate_clip", "results_to_json", "subframe_minimum", "robust_bias", "leave_one_corpus_out",
+]

@@ -1,0 +1,146 @@
+"""Mouth shape per frame from mediapipe's bundled face mesh.
+
+:class:`FaceMeshTracker` runs the 468-point face mesh on a face track's crops in tracking mode (the
+face detector only runs until the mesh locks on, then each frame's mesh seeds the next — the reason it
+is fast enough to run on every frame). :func:`mouth_features` turns the landmarks into numbers that
+describe the lips and nothing else: every frame's mesh is first aligned to the track's mean face by a
+3-D similarity transform fitted on rigid points (eye corners, nose bridge, forehead, cheekbones), so
+head turns, nods and zoom do not read as mouth movement, and lengths are in units of the eye-corner
+distance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Face-mesh vertex indices (the canonical 468-point topology).
+LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
+LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+# Upper/lower vertex pairs across the inner and outer lip contours, left to right.
+INNER_OPENING_PAIRS = ((80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318))
+OUTER_OPENING_PAIRS = ((39, 181), (37, 84), (0, 17), (267, 314), (269, 405))
+MOUTH_CORNERS_OUTER = (61, 291)
+MOUTH_CORNERS_INNER = (78, 308)
+CHIN, NOSE_TIP, FOREHEAD = 152, 1, 10
+EYE_OUTER_CORNERS = (33, 263)
+# Points that move with the skull, not the jaw or lips: eye corners, nose bridge, forehead, cheekbones.
+RIGID_POINTS = (33, 133, 263, 362, 168, 6, 197, 195, 5, 4, 10, 151, 9, 8, 234, 454, 127, 356, 70, 300)
+
+N_LANDMARKS = 468
+
+
+class FaceMeshTracker:
+    """Face mesh on consecutive crops of one face track (one instance per track: it keeps state)."""
+
+    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 refine_landmarks: bool = False):
+        import mediapipe as mp
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=refine_landmarks,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
+
+    def process(self, crops_bgr: np.ndarray) -> np.ndarray:
+        """``(n, H, W, 3)`` uint8 BGR → ``(n, 468, 3)`` float32 pixel coordinates; NaN where no face."""
+        out = np.full((len(crops_bgr), N_LANDMARKS, 3), np.nan, dtype=np.float32)
+        for i, crop in enumerate(crops_bgr):
+            height, width = crop.shape[:2]
+            # mediapipe wants RGB; reversing the channel axis is a view, made contiguous for its C++ side
+            result = self._mesh.process(np.ascontiguousarray(crop[:, :, ::-1]))
+            if result.multi_face_landmarks:
+                points = result.multi_face_landmarks[0].landmark
+                # z is given on the x scale (relative to the image width)
+                out[i] = [(p.x * width, p.y * height, p.z * width) for p in points[:N_LANDMARKS]]
+        return out
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+def _similarity_align(points: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame scale, rotation, translation mapping ``points[t]`` (n, k, 3) onto ``reference`` (k, 3).
+
+    Umeyama's closed-form least-squares similarity transform, batched over frames.
+    """
+    mu_p = points.mean(axis=1, keepdims=True)
+    mu_r = reference.mean(axis=0, keepdims=True)
+    p = points - mu_p
+    r = reference - mu_r
+    cov = np.einsum("kr,nkp->nrp", r, p) / points.shape[1]
+    u, s, vt = np.linalg.svd(cov)
+    det = np.linalg.det(u @ vt)
+    d = np.ones_like(s)
+    d[:, -1] = np.sign(det)  # no reflections
+    rotation = u @ (d[:, :, None] * vt)
+    var_p = (p**2).sum(axis=(1, 2)) / points.shape[1]
+    scale = (s * d).sum(axis=1) / np.maximum(var_p, 1e-12)
+    translation = mu_r[0] - scale[:, None] * np.einsum("nij,nj->ni", rotation, mu_p[:, 0])
+    return scale, rotation, translation
+
+
+def _canonical_pose(rigid: np.ndarray) -> np.ndarray:
+    """The rigid points turned to face the camera upright: eye line along x, eyes-to-forehead along −y,
+    centred on the eyes, eye-corner distance 1. Without this the aligned frame would inherit the pose
+    of whichever frame seeded the reference, and 2-D lip measures would depend on it."""
+    right_eye = rigid[RIGID_POINTS.index(EYE_OUTER_CORNERS[0])]
+    left_eye = rigid[RIGID_POINTS.index(EYE_OUTER_CORNERS[1])]
+    forehead = rigid[RIGID_POINTS.index(FOREHEAD)]
+    x_axis = left_eye - right_eye
+    eye_distance = np.linalg.norm(x_axis)
+    x_axis /= eye_distance
+    centre = (left_eye + right_eye) / 2
+    down = centre - forehead
+    y_axis = down - (down @ x_axis) * x_axis
+    y_axis /= np.linalg.norm(y_axis)
+    axes = np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)])  # rows: a proper rotation
+    return (rigid - centre) @ axes.T / eye_distance
+
+
+def align_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """Map every valid frame's mesh onto the track's mean face, upright and frontal, eye-corner distance 1.
+
+    ``landmarks`` is ``(n, 468, 3)`` with NaN rows for frames without a face; those stay NaN.
+    """
+    aligned = np.full(landmarks.shape, np.nan, dtype=np.float64)
+    valid = np.isfinite(landmarks).all(axis=(1, 2))
+    if not valid.any():
+        return aligned
+    pts = landmarks[valid].astype(np.float64)
+    rigid = pts[:, RIGID_POINTS]
+    reference = rigid[0]
+    # two passes: align to the first frame, then to the mean of the aligned rigid points
+    for _ in range(2):
+        scale, rot, trans = _similarity_align(rigid, reference)
+        moved = scale[:, None, None] * np.einsum("nij,nkj->nki", rot, rigid) + trans[:, None]
+        reference = moved.mean(axis=0)
+    reference = _canonical_pose(reference)
+    scale, rot, trans = _similarity_align(rigid, reference)
+    aligned[valid] = scale[:, None, None] * np.einsum("nij,nkj->nki", rot, pts) + trans[:, None]
+    return aligned
+
+
+def mouth_features(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, 468, 3)`` landmarks → ``(features (n, d), valid (n,))``.
+
+    Columns: inner-lip openings (7), outer-lip openings (5), inner and outer mouth width, chin drop
+    from the nose, then the 40 lip-contour points' x and y relative to the mouth centre. All are in
+    eye-corner units in the pose-normalised frame. Rows of frames without a face are NaN.
+    """
+    aligned = align_landmarks(landmarks)
+    valid = np.isfinite(aligned).all(axis=(1, 2))
+
+    def dist(a, b):
+        return np.linalg.norm(aligned[:, a, :2] - aligned[:, b, :2], axis=-1)
+
+    openings = [dist(a, b) for a, b in INNER_OPENING_PAIRS + OUTER_OPENING_PAIRS]
+    widths = [dist(*MOUTH_CORNERS_INNER), dist(*MOUTH_CORNERS_OUTER)]
+    chin_drop = [aligned[:, CHIN, 1] - aligned[:, NOSE_TIP, 1]]
+    lips = aligned[:, LIPS_OUTER + LIPS_INNER, :2]
+    centre = lips.mean(axis=1, keepdims=True)
+    contour = (lips - centre).reshape(len(aligned), -1)
+    features = np.column_stack(openings + widths + chin_drop + [contour])
+    return features.astype(np.float32), valid

@@ -1,0 +1,220 @@
+"""The embedded landmark engine: mouth features, audio features, readings of real clips with known
+sample-level shifts, the no-speech / wrong-audio case and the stored calibration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from syncnet_fcn.engines.base import TrackSync
+from syncnet_fcn.engines.landmark import (
+    CALIBRATION_PATH,
+    LandmarkEngine,
+    audio_frame_features,
+    landmark_available,
+    load_calibration,
+    score_track,
+)
+from syncnet_fcn.errors import InvalidArgumentError
+from syncnet_fcn.evaluation import leave_one_corpus_out, own_offset
+from syncnet_fcn.media import load_audio, shift_audio
+from syncnet_fcn.mouth import FaceMeshTracker, mouth_features
+
+pytestmark = pytest.mark.skipif(not landmark_available()[0], reason=landmark_available()[1])
+
+MAX_OFFSET = 15
+
+
+# ----------------------------------------------------------------------------------------------------
+# helpers: one track's landmarks, computed once per clip for the whole module
+
+
+_LANDMARK_CACHE: dict = {}
+
+
+def clip_landmarks(path):
+    """``(landmarks, whole audio, track)`` of the clip's longest face track, via the real tracking and crops."""
+    key = str(path)
+    if key not in _LANDMARK_CACHE:
+        from syncnet_fcn.crops import iter_track_crops
+        from syncnet_fcn.tracking import find_face_tracks
+
+        tracks = find_face_tracks(path)
+        assert tracks, f"no face track in {path}"
+        track = max(tracks, key=lambda t: t.n_frames)
+        mesh = FaceMeshTracker()
+        chunks = [mesh.process(crops) for _, _, crops in iter_track_crops(path, [track])]
+        mesh.close()
+        audio = load_audio(path)
+        _LANDMARK_CACHE[key] = (np.concatenate(chunks), audio, track)
+    landmarks, audio, track = _LANDMARK_CACHE[key]
+    return landmarks, audio, track
+
+
+def track_span(audio, track):
+    from syncnet_fcn.evaluation import track_audio
+
+    return track_audio(audio, track.start_frame, track.n_frames)
+
+
+# ----------------------------------------------------------------------------------------------------
+# features
+
+
+def _rotation(yaw, pitch, roll):
+    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    return rz @ ry @ rx
+
+
+def test_mouth_features_ignore_head_pose_and_size(clip):
+    landmarks, _, _ = clip_landmarks(clip("syncnet_example.avi"))
+    frames = landmarks[:60].astype(np.float64)
+    features, valid = mouth_features(frames)
+    assert valid.all() and np.isfinite(features).all()
+    # the same faces turned, tilted, scaled by 1.7 and moved: the same mouth numbers
+    rng = np.random.default_rng(0)
+    moved = np.empty_like(frames)
+    for i, f in enumerate(frames):
+        r = _rotation(*rng.uniform(-0.3, 0.3, 3))
+        moved[i] = 1.7 * f @ r.T + rng.uniform(-50, 50, 3)
+    moved_features, _ = mouth_features(moved)
+    np.testing.assert_allclose(moved_features, features, atol=1e-4)
+    # …while the lips' movement is there: inner-lip opening varies over a second of speech
+    assert features[:, 3].std() > 0.02
+
+
+def test_mouth_features_mark_frames_without_a_face():
+    landmarks = np.random.default_rng(1).normal(100, 20, (12, 468, 3)).astype(np.float32)
+    landmarks[[2, 7]] = np.nan
+    features, valid = mouth_features(landmarks)
+    assert valid.tolist() == [i not in (2, 7) for i in range(12)]
+    assert np.isnan(features[2]).all() and np.isfinite(features[valid]).all()
+
+
+def test_audio_features_are_on_the_video_timeline():
+    n_frames, pad = 50, 15
+    audio = np.zeros(640 * n_frames, np.int16)
+    rng = np.random.default_rng(0)
+    audio[640 * 20 : 640 * 23] = rng.normal(0, 3000, 640 * 3).astype(np.int16)  # a burst in frames 20-22
+    feats = audio_frame_features(audio, n_frames, pad)
+    assert feats.shape[0] == n_frames + 2 * pad
+    loud = np.flatnonzero(feats[:, 0] > feats[:, 0].min() + 3) - pad  # speech-band log energy
+    assert loud.min() >= 19 and loud.max() <= 23 and {20, 21, 22} <= set(loud.tolist())
+
+
+# ----------------------------------------------------------------------------------------------------
+# readings
+
+
+def test_track_sync_fields_have_the_engine_contract_shapes(clip):
+    landmarks, audio, track = clip_landmarks(clip("syncnet_example.avi"))
+    sync = score_track(landmarks, track_span(audio, track), MAX_OFFSET)
+    n = len(landmarks)
+    assert isinstance(sync, TrackSync)
+    assert sync.dists.shape == (n - 4, 2 * MAX_OFFSET + 1)
+    assert sync.offsets.tolist() == list(range(-MAX_OFFSET, MAX_OFFSET + 1))
+    assert sync.offset_curve.shape == (2 * MAX_OFFSET + 1,)
+    assert sync.per_frame_confidence.shape == (n,)
+    # the curve is the dists' column mean in offset order, and its minimum is the offset
+    np.testing.assert_allclose(sync.offset_curve, sync.dists.mean(axis=0)[::-1])
+    assert sync.offsets[np.argmin(sync.offset_curve)] == sync.offset_frames
+    assert sync.min_dist == pytest.approx(sync.offset_curve.min())
+    assert sync.reliable and sync.confidence >= load_calibration()["reliable_confidence"]
+
+
+# Clips of four corpora, audio shifted at sample level; expected reading = own offset − shift.
+SHIFTED_CASES = [
+    ("syncnet_example.avi", (-7, 4)),
+    ("grid_sbwe5n.mpg", (-12, 9)),
+    ("lrs2_deepavsr_00001.mp4", (-3, 9)),
+    ("pcavs_00015.mp4", (-12, 4)),
+]
+
+
+@pytest.mark.parametrize("name,shifts", SHIFTED_CASES)
+def test_reads_sample_level_shifts_of_real_clips(clip, name, shifts):
+    landmarks, audio, track = clip_landmarks(clip(name))
+    for shift in (0, *shifts):
+        sync = score_track(landmarks, track_span(shift_audio(audio, shift), track), MAX_OFFSET)
+        expected = own_offset(name) - shift
+        assert abs(sync.offset_frames - expected) <= 1, (name, shift, sync.offset_frames, expected)
+
+
+def test_another_clips_audio_is_flagged_unreliable(clip):
+    landmarks, _, track = clip_landmarks(clip("syncnet_example.avi"))
+    n = len(landmarks)
+    for other in ("pcavs_00104.mp4", "lrs2_deepavsr_00016.mp4"):
+        foreign = load_audio(clip(other))
+        foreign = np.resize(foreign, 640 * n)  # repeat if shorter
+        sync = score_track(landmarks, foreign, MAX_OFFSET)
+        assert not sync.reliable, (other, sync.confidence)
+        assert sync.confidence < load_calibration()["reliable_confidence"]
+        assert "no reliable sync" in sync.note
+
+
+def test_silence_is_flagged_unreliable(clip):
+    landmarks, _, _ = clip_landmarks(clip("grid_sbwe5n.mpg"))
+    sync = score_track(landmarks, np.zeros(640 * len(landmarks), np.int16), MAX_OFFSET)
+    assert not sync.reliable and "no reliable sync" in sync.note
+
+
+def test_no_face_mesh_gives_no_reading_instead_of_an_offset():
+    landmarks = np.full((40, 468, 3), np.nan, np.float32)
+    audio = np.random.default_rng(0).normal(0, 1000, 640 * 40).astype(np.int16)
+    sync = score_track(landmarks, audio, MAX_OFFSET)
+    assert not sync.reliable and sync.min_dist is None and "face mesh" in sync.note
+    assert sync.dists.shape == (36, 31)
+
+
+def test_engine_runs_through_the_pipeline_on_a_shifted_clip(clip):
+    from syncnet_fcn.pipeline import SyncPipeline
+
+    path = clip("syncnet_example.avi")
+    pipe = SyncPipeline(engine="landmark")
+    tracks = pipe.find_tracks(path)
+    report = pipe.analyze(path, tracks=tracks, audio=shift_audio(load_audio(path), 9))["landmark"]
+    assert abs(report.offset_frames - (3 - 9)) <= 1
+    assert report.tracks[0].sync.dists.shape[1] == 31
+
+
+def test_too_short_tracks_are_refused():
+    engine = LandmarkEngine()
+    with pytest.raises(InvalidArgumentError):
+        engine.start_track(np.zeros(640 * 3, np.int16), 3)
+
+
+# ----------------------------------------------------------------------------------------------------
+# calibration
+
+
+def test_stored_calibration_holds_up_leaving_each_corpus_out():
+    calibration = json.loads(CALIBRATION_PATH.read_text())
+    errors = calibration["bias_measurement"]["errors"]
+    assert len(errors) >= 20
+    report = leave_one_corpus_out(errors)
+    # the stored bias is the one its own measurements give
+    assert calibration["bias_frames"] == pytest.approx(report["bias_all"], abs=1e-6)
+    for corpus, held in report["corpora"].items():
+        # a bias fitted without the corpus is within half a frame of the one fitted on everything…
+        assert abs(held["bias_without_it"] - report["bias_all"]) < 0.5, corpus
+        # …and reads that corpus as well as the all-corpora bias does (one clip may flip by rounding)
+        slack = max(0.1, 1.0 / held["clips"])
+        assert held["correct_with_held_out_bias"] >= held["correct_with_all_bias"] - slack - 1e-9, corpus
+
+
+@pytest.mark.slow
+def test_stored_bias_measurements_match_the_current_engine(clip):
+    """The calibration was measured with this engine: re-measure three clips and compare."""
+    from syncnet_fcn.engines.landmark import measure_bias_error
+
+    calibration = json.loads(CALIBRATION_PATH.read_text())
+    stored = calibration["bias_measurement"]["errors"]
+    for name in ("grid_sbwe5n.mpg", "lrs2_deepavsr_00024.mp4", "pcavs_00015.mp4"):
+        landmarks, audio, track = clip_landmarks(clip(name))
+        error = measure_bias_error(landmarks, track_span(audio, track), own_offset(name), MAX_OFFSET)
+        assert error == pytest.approx(stored[name], abs=0.15), name
