@@ -4,9 +4,12 @@ Objective (a multi-way contrastive loss in the spirit of "Perfect match", Chung 
 5-frame video window of a training segment must pick its own audio window, by smallest L2 distance,
 among candidates — the same clip's audio shifted by up to ``max_shift`` frames either way (the hard
 negatives, exactly the alternatives an offset search weighs) and the audio at the same position of the
-other clips in the batch (a face with somebody else's voice). The logits are the negative distances, so
-the quantity trained is the one the engines rank at inference. The same holds in the other direction
-(every audio window picks its video window) and both cross-entropies are averaged.
+other clips in the batch (a face with somebody else's voice; ``--no-other-clip-negatives`` leaves only
+time shifts), and the zero embedding that the offset search uses as padding beyond a track's ends.
+The logits are the negative distances, so the quantity trained is the one the engines rank at
+inference. The same holds in the other direction (every audio window picks its video window) and both
+cross-entropies are averaged. Before export, one vector is added to both heads' output bias so that
+the zero padding sits at a typical mismatch distance (:func:`neutral_padding_shift`).
 
 Whole segments go through the video stream at once: with no temporal padding it yields one embedding
 per 5-frame window, identical to running the windows one by one, for about a fifth of the cost.
@@ -58,6 +61,7 @@ class TrainConfig:
     segment_frames: int = 24  # video frames per training segment → segment_frames - 4 windows
     max_shift: int = 15  # same-clip negatives up to this many frames away
     other_clip_negatives: bool = True  # also the other clips' audio at the same position
+    padding_negative: bool = True  # the zero embedding (the search's padding) as one more negative
     init_from: str | None = None  # start from these weights (a checkpoint or a run's best.pt/last.pt)
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -212,11 +216,11 @@ def candidate_mask(n_clips: int, n_windows: int, max_shift: int, device=None, ot
 
 
 def sync_loss(video_emb: torch.Tensor, audio_emb: torch.Tensor, max_shift: int,
-              other_clips: bool = True) -> tuple[torch.Tensor, dict]:
+              other_clips: bool = True, padding: bool = True) -> tuple[torch.Tensor, dict]:
     """Two-way cross-entropy over candidate pairs with logits ``-distance``; plus batch accuracy.
 
-    Besides the candidate windows, each row also competes with the zero embedding (the padding the
-    offset search uses beyond a track's ends): the in-sync pair must be closer than "nothing".
+    With ``padding``, each row also competes with the zero embedding (the padding the offset search
+    uses beyond a track's ends): the in-sync pair must be closer than "nothing".
     """
     n_clips, n_windows, _ = video_emb.shape
     v = video_emb.reshape(n_clips * n_windows, -1)
@@ -229,8 +233,8 @@ def sync_loss(video_emb: torch.Tensor, audio_emb: torch.Tensor, max_shift: int,
     # "no audio at all" is a candidate at inference: the zero vector is one more negative here.
     to_video_zero = -a.norm(dim=1)[None, :]  # audio window vs zero video embedding
     to_audio_zero = -v.norm(dim=1)[:, None]  # video window vs zero audio embedding
-    video_rows = torch.cat([logits, to_audio_zero], dim=1)
-    audio_rows = torch.cat([logits.T, to_video_zero.T], dim=1)
+    video_rows = torch.cat([logits, to_audio_zero], dim=1) if padding else logits
+    audio_rows = torch.cat([logits.T, to_video_zero.T], dim=1) if padding else logits.T
     loss = 0.5 * (F.cross_entropy(video_rows, target) + F.cross_entropy(audio_rows, target))
     with torch.no_grad():
         picked = logits.argmax(dim=1)
@@ -439,7 +443,8 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
                                  model_config.pixel_scale)
             video_emb = embed_video(model, batch.video.to(device))
             audio_emb = embed_audio(model, batch.audio.to(device))
-            loss, stats = sync_loss(video_emb, audio_emb, config.max_shift, config.other_clip_negatives)
+            loss, stats = sync_loss(video_emb, audio_emb, config.max_shift, config.other_clip_negatives,
+                                    config.padding_negative)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -603,6 +608,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "time_budget_min": "stop after this many minutes of training and export the best epoch",
         "init_from": "start from these weights: a checkpoint, or a run's best.pt / last.pt",
         "other_clip_negatives": "also use other clips' audio as negatives (else only time shifts)",
+        "padding_negative": "also use the zero embedding (the offset search's padding) as a negative",
         "device": "torch device, e.g. cpu or cuda",
     }
     for f in fields(TrainConfig):

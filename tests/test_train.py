@@ -136,6 +136,14 @@ def test_loss_rewards_aligned_embeddings_and_penalises_shifted_ones():
     assert acc_aligned["batch_acc"] == 1.0 and acc_shifted["batch_acc"] < 0.5
 
 
+def test_padding_negative_penalises_embeddings_near_zero():
+    video = 0.01 * torch.randn(2, 6, 8)
+    audio = video + 0.001
+    with_padding, _ = sync_loss(video, audio, max_shift=3, padding=True)
+    without, _ = sync_loss(video, audio, max_shift=3, padding=False)
+    assert float(with_padding) > float(without)  # "no audio" is as close as the true audio here
+
+
 def test_loss_has_gradients_for_both_streams():
     video = torch.randn(3, 6, 8, requires_grad=True)
     audio = torch.randn(3, 6, 8, requires_grad=True)
