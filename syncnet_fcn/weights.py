@@ -76,6 +76,21 @@ def default_weights() -> str | None:
     return None
 
 
+def auto_weights() -> str | None:
+    """The weights ``--engine auto`` runs the fcn engine on, or ``None`` (auto then uses ``landmark``).
+
+    Like :func:`default_weights`, except that a project checkpoint whose registry entry says
+    ``"auto": false`` (it does not yet beat the embedded engine) is left for explicit use only.
+    """
+    found = default_weights()
+    if found is None or os.environ.get("SYNCNET_FCN_WEIGHTS"):
+        return found
+    for name, entry in registry().items():
+        if entry.get("kind") == "project" and entry_path(name) == Path(found) and entry.get("auto") is False:
+            return None
+    return found
+
+
 def resolve_weights(spec: str | os.PathLike | None) -> Path:
     """A weights file from a path, a registry name, or ``None`` (the default); missing → WeightsError."""
     if spec is None:

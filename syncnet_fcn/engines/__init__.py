@@ -12,8 +12,8 @@ __all__ = ["ENGINE_NAMES", "SyncEngine", "TrackScorer", "TrackSync", "create_eng
 def create_engine(name: str, weights: str | None = None, device: str = "cpu") -> SyncEngine:
     """Build engine ``name`` ("syncnet", "fcn", "landmark" or "auto").
 
-    ``auto`` picks the best engine that can run here: ``fcn`` on official weights, else ``fcn`` on the
-    project-trained checkpoint, else ``landmark``. Raises :class:`EngineUnavailableError` or
+    ``auto`` picks the best engine that can run here: ``fcn`` on official weights, else ``fcn`` on a
+    project-trained checkpoint registered for auto use, else ``landmark``. Raises :class:`EngineUnavailableError` or
     :class:`WeightsError` with a readable message when the engine cannot run.
     """
     from ..errors import EngineUnavailableError
@@ -36,11 +36,11 @@ def create_engine(name: str, weights: str | None = None, device: str = "cpu") ->
 
 
 def _pick_auto(weights: str | None) -> tuple[str, str | None]:
-    from ..weights import default_weights
+    from ..weights import auto_weights
 
     if weights is not None:
         return "fcn", weights
-    found = default_weights()
+    found = auto_weights()
     if found is not None:
         return "fcn", found
     return "landmark", None
