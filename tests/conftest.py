@@ -34,8 +34,14 @@ def clip():
     return clip_path
 
 
-def write_test_video(path: Path, frames, audio=None, fps: int = 25, sample_rate: int = 16000) -> Path:
-    """Encode ``frames`` (iterable of BGR uint8 arrays) and optional int16 mono ``audio`` with PyAV."""
+def write_test_video(path: Path, frames, audio=None, fps: int = 25, sample_rate: int = 16000,
+                     lossless: bool = False) -> Path:
+    """Encode ``frames`` (iterable of BGR uint8 arrays) and optional int16 mono ``audio`` with PyAV.
+
+    ``lossless`` codes H.264 at crf 0, so flat frames keep their exact level (a frame can say its index).
+    """
+    from fractions import Fraction
+
     import av
     import numpy as np
 
@@ -44,12 +50,16 @@ def write_test_video(path: Path, frames, audio=None, fps: int = 25, sample_rate:
     with av.open(str(path), "w") as container:
         vstream = container.add_stream("libx264" if path.suffix == ".mp4" else "mpeg4", rate=fps)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        vstream.codec_context.time_base = Fraction(1, fps)
+        if lossless:
+            vstream.options = {"crf": "0"}
         astream = None
         if audio is not None:
             astream = container.add_stream("aac", rate=sample_rate)
             astream.layout = "mono"
-        for img in frames:
+        for index, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+            frame.pts = index
             for packet in vstream.encode(frame):
                 container.mux(packet)
         for packet in vstream.encode():

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
-import av
 import cv2
 import numpy as np
 import pytest
 
+from conftest import write_test_video
 from syncnet_fcn.crops import CROP_SCALE, PAD_VALUE, crop_face, crop_window, iter_track_crops
 from syncnet_fcn.media import iter_frames
 from syncnet_fcn.tracking import FaceTrack
@@ -85,19 +83,8 @@ def test_crop_face_equals_the_original_procedure(seed):
 def numbered_video(tmp_path_factory):
     """120 flat grey frames, each a different level: crops tell which frame they came from."""
     path = tmp_path_factory.mktemp("crops") / "numbered.mp4"
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=25)
-    stream.width, stream.height, stream.pix_fmt = 96, 80, "yuv420p"
-    stream.codec_context.time_base = Fraction(1, 25)
-    stream.options = {"crf": "0"}
-    for k in range(120):
-        frame = av.VideoFrame.from_ndarray(np.full((80, 96, 3), 10 + 2 * k, np.uint8), format="bgr24")
-        frame.pts = k
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+    frames = [np.full((80, 96, 3), 10 + 2 * k, np.uint8) for k in range(120)]
+    write_test_video(path, frames, lossless=True)
     return path
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
-import av
 import numpy as np
 import pytest
 
+from conftest import write_test_video
 from detectors import Detection, FaceDetector, available_detectors, create_detector
 from syncnet_fcn.errors import InvalidArgumentError
 from syncnet_fcn.media import probe
@@ -16,39 +14,14 @@ from syncnet_fcn.tracking import FaceTrack, TrackingOptions, find_face_tracks
 
 def write_video(path, images):
     """A 25 fps H.264 clip of the given BGR frames."""
-    height, width = images[0].shape[:2]
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=25)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    stream.codec_context.time_base = Fraction(1, 25)
-    for k, image in enumerate(images):
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-        frame.pts = k
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    return write_test_video(path, images)
 
 
 def write_numbered_video(path, n_frames=80, size=(160, 120)):
     """Flat grey frames, frame k at level ``10 + 3k``, losslessly coded: a frame says its own index."""
     width, height = size
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=25)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    stream.codec_context.time_base = Fraction(1, 25)
-    stream.options = {"crf": "0"}
-    for k in range(n_frames):
-        frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 10 + 3 * k, np.uint8), format="bgr24")
-        frame.pts = k
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    frames = [np.full((height, width, 3), 10 + 3 * k, np.uint8) for k in range(n_frames)]
+    return write_test_video(path, frames, lossless=True)
 
 
 class ScriptedDetector:
