@@ -338,7 +338,7 @@ def _face_tracks(files: list[Path], max_tracks: int):
     """``(name, crop chunks, audio)`` for face tracks found by the toolkit's own tracker and crops."""
     from .crops import iter_track_crops
     from .media import load_audio
-    from .pipeline import _track_audio
+    from .media import track_audio
     from .tracking import find_face_tracks
 
     found = 0
@@ -357,7 +357,7 @@ def _face_tracks(files: list[Path], max_tracks: int):
             if found >= max_tracks:
                 return
             found += 1
-            yield f"{path.name}#{track.track_id}", chunks.get(track.track_id, []), _track_audio(audio, track)
+            yield f"{path.name}#{track.track_id}", chunks.get(track.track_id, []), track_audio(audio, track.start_frame, track.n_frames)
 
 
 def run_calibration(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import SAMPLES_PER_FRAME
+from .media import track_audio
 
 BENCHMARK_SHIFTS = (-12, -7, -3, 0, 4, 9)
 CONTEXTS = (5, 15, 50)
@@ -189,15 +189,6 @@ def format_summary(summary: dict, contexts: Sequence[int] = CONTEXTS) -> str:
 
 # ----------------------------------------------------------------------------------------------------
 # running an engine on shifted copies
-
-
-def track_audio(audio: np.ndarray, start_frame: int, n_frames: int) -> np.ndarray:
-    """Samples of frames ``start_frame … start_frame + n_frames − 1``, zero-padded past the end."""
-    start, stop = start_frame * SAMPLES_PER_FRAME, (start_frame + n_frames) * SAMPLES_PER_FRAME
-    span = np.asarray(audio[start:stop])
-    if len(span) < stop - start:
-        span = np.concatenate([span, np.zeros(stop - start - len(span), dtype=span.dtype)])
-    return span
 
 
 class _FanOutScorer:

@@ -556,3 +556,12 @@ def shift_audio(audio: np.ndarray, frames: float) -> np.ndarray:
 
 __all__ = ["MediaInfo", "TimelineFrame", "probe", "iter_timeline", "iter_frames", "load_audio", "shift_audio",
            "rotate_frame"]
+
+
+def track_audio(audio: np.ndarray, start_frame: int, n_frames: int) -> np.ndarray:
+    """Samples of timeline frames ``start_frame … start_frame + n_frames − 1``, zero-padded past the end."""
+    start, stop = start_frame * SAMPLES_PER_FRAME, (start_frame + n_frames) * SAMPLES_PER_FRAME
+    span = np.asarray(audio[start:stop])
+    if len(span) < stop - start:
+        span = np.concatenate([span, np.zeros(stop - start - len(span), dtype=span.dtype)])
+    return span

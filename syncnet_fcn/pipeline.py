@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import SAMPLES_PER_FRAME
 from .crops import iter_track_crops
 from .engines import ENGINE_NAMES, SyncEngine, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
-from .media import load_audio, probe
+from .media import load_audio, probe, track_audio
 from .report import SyncReport, TrackResult
 from .tracking import FaceTrack, TrackingOptions, find_face_tracks
 
@@ -127,7 +126,7 @@ class SyncPipeline:
 
         scorers = {
             (track.track_id, name): engine.start_track(
-                _track_audio(audio, track), track.n_frames, self.max_offset
+                track_audio(audio, track.start_frame, track.n_frames), track.n_frames, self.max_offset
             )
             for track in tracks
             for name, engine in self.engines.items()
@@ -173,13 +172,3 @@ class SyncPipeline:
         """The report of the first (or only) engine."""
         reports = self.analyze(video, **kwargs)
         return next(iter(reports.values()))
-
-
-def _track_audio(audio: np.ndarray, track: FaceTrack) -> np.ndarray:
-    """The track's own span of audio, zero-padded where the file's audio ends early."""
-    start = track.start_frame * SAMPLES_PER_FRAME
-    stop = (track.end_frame + 1) * SAMPLES_PER_FRAME
-    span = audio[start:stop]
-    if len(span) < stop - start:
-        span = np.concatenate([span, np.zeros(stop - start - len(span), dtype=audio.dtype)])
-    return span

@@ -655,7 +655,7 @@ def track_landmarks(video, whole_frame: bool = False) -> list[tuple[np.ndarray, 
     import cv2
 
     from ..crops import iter_track_crops
-    from ..evaluation import track_audio
+    from ..media import track_audio
     from ..media import iter_frames, load_audio
     from ..mouth import FaceMeshTracker
 
