@@ -133,6 +133,69 @@ def load_calibration(weights_path: str | os.PathLike, model=None) -> tuple[FCNCa
     return calibration, f"applied: {path}"
 
 
+# reliability thresholds --------------------------------------------------------------------------------
+
+THRESHOLDS_SUFFIX = ".thresholds.json"
+
+
+def thresholds_path(weights_path: str | os.PathLike) -> Path:
+    weights_path = Path(weights_path)
+    return weights_path.with_name(weights_path.name + THRESHOLDS_SUFFIX)
+
+
+def load_thresholds(weights_path: str | os.PathLike, engine: str) -> dict:
+    """``{"reliable_confidence", "speaking_threshold"}`` measured for these weights and this engine
+    (``syncnet-fcn thresholds``), or ``{}``: confidences live on each network's own scale, so a
+    threshold is only known for weights it was measured on."""
+    from .weights import sha256_file
+
+    path = thresholds_path(weights_path)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        measured = data["engines"].get(engine, {})
+        if data.get("weights_sha256") not in (None, sha256_file(weights_path)):
+            return {}  # measured for other weights
+        return {k: float(measured[k]) for k in ("reliable_confidence", "speaking_threshold") if k in measured}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WeightsError(f"thresholds file {path} is unreadable ({exc}); delete it or run `syncnet-fcn thresholds`") from exc
+
+
+def run_thresholds(weights: str | None, videos: Sequence[str | os.PathLike], engines=("syncnet", "fcn"),
+                   out: str | os.PathLike | None = None, progress=None) -> dict:
+    """Measure (:func:`syncnet_fcn.evaluation.measure_thresholds`) and store the thresholds of ``weights``."""
+    from .engines import create_engine
+    from .evaluation import measure_thresholds
+    from .weights import resolve_weights, sha256_file
+
+    weights_path = resolve_weights(weights)
+    files = _expand_inputs(videos)
+    result = {
+        "weights": weights_path.name,
+        "weights_sha256": sha256_file(weights_path),
+        "videos": len(files),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "engines": {},
+    }
+    for name in engines:
+        engine = create_engine(name, str(weights_path))
+        try:
+            result["engines"][name] = measure_thresholds(engine, files, progress=progress)
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc)) from exc
+    target = Path(out) if out is not None else thresholds_path(weights_path)
+    partial = target.with_name(target.name + ".part")
+    try:
+        partial.write_text(json.dumps(result, indent=1) + "\n")
+        os.replace(partial, target)
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot write the thresholds to {target}: {exc.strerror}; use --out") from exc
+    return {"path": str(target), **{
+        name: {k: v[k] for k in ("reliable_confidence", "speaking_threshold", "true_pairs_above_threshold")}
+        for name, v in result["engines"].items()}}
+
+
 # fitting ---------------------------------------------------------------------------------------------
 def audio_pairs(model, audio_int16: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """``(fcn_features (n, w6), windowed_embeddings (n, D))`` for every complete window of ``audio``."""

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to write the calibration (default: beside the weights)")
     p.set_defaults(func=cmd_calibrate)
 
+    p = sub.add_parser("thresholds", help="measure where a weights file's confidences stop meaning sync")
+    p.add_argument("inputs", nargs="+", help="talking-face videos (folders allowed), at least two")
+    p.add_argument("--weights", help="weights file or registry name")
+    p.add_argument("--out", help="where to write them (default: beside the weights)")
+    p.set_defaults(func=cmd_thresholds)
+
     p = sub.add_parser("train", help="train a SyncNet-family model on talking-face footage")
     p.set_defaults(func=cmd_train)
     _add_train_arguments(p)
@@ -147,6 +153,13 @@ def cmd_calibrate(args) -> int:
 
     result = run_calibration(args.weights, [Path(p) for p in args.inputs], out=args.out)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_thresholds(args) -> int:
+    from .calibrate import run_thresholds
+
+    print(json.dumps(run_thresholds(args.weights, [Path(p) for p in args.inputs], out=args.out), indent=2))
     return 0
 
 

@@ -378,3 +378,67 @@ __all__ = [
     "format_summary", "track_audio", "start_multi_audio", "read_shifted_copies", "main_track_index",
     "evaluate_clip", "results_to_json", "subframe_minimum", "robust_bias", "leave_one_corpus_out",
 ]
+
+
+# ----------------------------------------------------------------------------------------------------
+# reliability thresholds of an engine on its weights
+
+
+def wrong_audio_partner(names: Sequence[str], index: int) -> int:
+    """The clip whose audio goes with clip ``index``'s face: the next one (by position) from another
+    corpus — clips of one corpus may share a speaker or a recording."""
+    order = list(range(index + 1, len(names))) + list(range(index))
+    return next((j for j in order if corpus_of(names[j]) != corpus_of(names[index])), order[0])
+
+
+def measure_thresholds(engine, videos: Sequence[str | Path], max_offset: int = 15, progress=None) -> dict:
+    """Where an engine's confidences stop meaning "this is the voice of this face", measured.
+
+    Every video's main face track (the longest) is read with its own audio and with the audio of
+    another video (:func:`wrong_audio_partner`, repeated or cut to length). ``reliable_confidence``
+    is the largest confidence of a wrong pair; ``speaking_threshold`` the 95th percentile of the
+    wrong pairs' per-frame confidences. Both, with every pair's reading, go in the result.
+    """
+    from .crops import iter_track_crops
+    from .media import load_audio
+    from .tracking import find_face_tracks
+
+    items = []
+    for path in map(Path, videos):
+        try:
+            tracks = find_face_tracks(path)
+            audio = load_audio(path)
+        except Exception:  # unreadable or silent media says nothing about thresholds
+            continue
+        tracks = [t for t in tracks if t.n_frames >= 6]
+        if tracks:
+            items.append((path, max(tracks, key=lambda t: t.n_frames), audio))
+    if len(items) < 2:
+        raise ValueError("measuring thresholds needs at least two videos with a face track")
+    names = [p.name for p, _, _ in items]
+    true_conf, wrong_conf, wrong_frames = {}, {}, []
+    for i, (path, track, audio) in enumerate(items):
+        partner = items[wrong_audio_partner(names, i)]
+        own = track_audio(audio, track.start_frame, track.n_frames)
+        foreign = np.resize(partner[2], len(own)).astype(np.int16)
+        scorer = start_multi_audio(engine, [own, foreign], track.n_frames, max_offset)
+        for _track_id, _first, crops in iter_track_crops(path, [track], size=224):
+            scorer.push(crops)
+        right, wrong = scorer.finish()
+        true_conf[path.name] = float(right.confidence)
+        wrong_conf[f"{path.name} + audio of {partner[0].name}"] = float(wrong.confidence)
+        wrong_frames.append(np.asarray(wrong.per_frame_confidence, dtype=float))
+        if progress is not None:
+            progress(i + 1, len(items))
+    threshold = float(max(wrong_conf.values()))
+    return {
+        "reliable_confidence": threshold,
+        "speaking_threshold": float(np.quantile(np.concatenate(wrong_frames), 0.95)),
+        "true_pairs_above_threshold": float(np.mean(np.array(list(true_conf.values())) >= threshold)),
+        "how": "each video's longest face track read with its own audio and with another video's audio "
+               "(next of another corpus, repeated or cut to length); reliable_confidence = the largest "
+               "wrong-pair confidence, speaking_threshold = 95th percentile of wrong-pair per-frame "
+               "confidences",
+        "wrong_audio": wrong_conf,
+        "true_audio": true_conf,
+    }

@@ -554,8 +554,7 @@ def shift_audio(audio: np.ndarray, frames: float) -> np.ndarray:
     return out
 
 
-__all__ = ["MediaInfo", "TimelineFrame", "probe", "iter_timeline", "iter_frames", "load_audio", "shift_audio",
-           "rotate_frame"]
+
 
 
 def track_audio(audio: np.ndarray, start_frame: int, n_frames: int) -> np.ndarray:
@@ -565,3 +564,57 @@ def track_audio(audio: np.ndarray, start_frame: int, n_frames: int) -> np.ndarra
     if len(span) < stop - start:
         span = np.concatenate([span, np.zeros(stop - start - len(span), dtype=span.dtype)])
     return span
+
+
+def prefetched(items: Iterator, depth: int = 2) -> Iterator:
+    """``items``, produced by a background thread up to ``depth`` ahead.
+
+    Decoding and cropping (PyAV and swscale work without the GIL) then overlap with what the caller
+    does with each item (face mesh, network), on the second core. An exception in the producer is
+    raised here; a caller that stops early stops the producer too.
+    """
+    import queue
+    import threading
+
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    end = object()
+
+    def offer(entry) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((end, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer((end, exc))
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+__all__ = ["MediaInfo", "TimelineFrame", "probe", "iter_timeline", "iter_frames", "load_audio", "shift_audio",
+           "rotate_frame", "prefetched"]

@@ -44,9 +44,17 @@ class FaceMeshTracker:
             min_tracking_confidence=min_tracking_confidence,
         )
 
+        self._roi = MouthRegion()
+
     def process(self, crops_bgr: np.ndarray) -> np.ndarray:
         """``(n, H, W, 3)`` uint8 BGR → ``(n, 468, 3)`` float32 pixel coordinates; NaN where no face."""
+        return self.process_with_mouth(crops_bgr)[0]
+
+    def process_with_mouth(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks as :meth:`process` and the pose-normalised mouth image of every frame
+        (``(n, *MOUTH_ROI_SHAPE)`` uint8 grey, zeros where no face)."""
         out = np.full((len(crops_bgr), N_LANDMARKS, 3), np.nan, dtype=np.float32)
+        rois = np.zeros((len(crops_bgr), *MOUTH_ROI_SHAPE), dtype=np.uint8)
         for i, crop in enumerate(crops_bgr):
             height, width = crop.shape[:2]
             # mediapipe wants RGB; reversing the channel axis is a view, made contiguous for its C++ side
@@ -55,10 +63,78 @@ class FaceMeshTracker:
                 points = result.multi_face_landmarks[0].landmark
                 # z is given on the x scale (relative to the image width)
                 out[i] = [(p.x * width, p.y * height, p.z * width) for p in points[:N_LANDMARKS]]
-        return out
+                rois[i] = self._roi.extract(crop, out[i])
+        return out, rois
 
     def close(self) -> None:
         self._mesh.close()
+
+
+# The mouth image: rows × columns, and the box it shows in the track's upright face frame (units of
+# the outer eye-corner distance, origin between the eyes, y down), relative to the mouth centre.
+MOUTH_ROI_SHAPE = (32, 48)
+MOUTH_BOX_X = (-0.55, 0.55)
+MOUTH_BOX_Y = (-0.3, 0.43)  # more room below: the jaw drops when the mouth opens
+
+
+class MouthRegion:
+    """Cuts the mouth out of each frame in a face frame fixed by the skull, not the lips.
+
+    The first frame with a mesh sets the track's template: its rigid points turned upright and scaled
+    to unit eye distance, and its mouth centre. Every frame's rigid points are then fitted to the
+    template by a 2-D similarity (least squares over 20 points, which averages their jitter), and the
+    fixed box around the template's mouth is sampled — so the image moves with the lips and jaw only.
+    """
+
+    def __init__(self):
+        self._template: np.ndarray | None = None
+        self._box_origin: np.ndarray | None = None
+
+    def extract(self, image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        import cv2
+
+        rigid = landmarks[list(RIGID_POINTS)].astype(np.float64)
+        if self._template is None:
+            axes, centre, eye_distance = _upright_axes(rigid)
+            self._template = ((rigid - centre) @ axes.T / eye_distance)[:, :2]
+            lips = landmarks[list(LIPS_OUTER)].astype(np.float64)
+            mouth = ((lips - centre) @ axes.T / eye_distance)[:, :2].mean(axis=0)
+            self._box_origin = np.array([mouth[0] + MOUTH_BOX_X[0], mouth[1] + MOUTH_BOX_Y[0]])
+        scale, rotation, translation = _similarity_2d(rigid[:, :2], self._template)
+        rows, cols = MOUTH_ROI_SHAPE
+        # template units → ROI pixels
+        pixels = np.array([cols / (MOUTH_BOX_X[1] - MOUTH_BOX_X[0]), rows / (MOUTH_BOX_Y[1] - MOUTH_BOX_Y[0])])
+        linear = pixels[:, None] * (scale * rotation)
+        offset = pixels * (translation - self._box_origin)
+        matrix = np.hstack([linear, offset[:, None]])
+        grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        return cv2.warpAffine(grey, matrix, (cols, rows), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _upright_axes(rigid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Rotation (rows: x right, y down, z), centre and eye distance of an upright frontal face frame."""
+    right_eye = rigid[RIGID_POINTS.index(EYE_OUTER_CORNERS[0])]
+    left_eye = rigid[RIGID_POINTS.index(EYE_OUTER_CORNERS[1])]
+    forehead = rigid[RIGID_POINTS.index(FOREHEAD)]
+    x_axis = left_eye - right_eye
+    eye_distance = float(np.linalg.norm(x_axis))
+    x_axis = x_axis / eye_distance
+    centre = (left_eye + right_eye) / 2
+    down = centre - forehead
+    y_axis = down - (down @ x_axis) * x_axis
+    y_axis /= np.linalg.norm(y_axis)
+    return np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)]), centre, eye_distance
+
+
+def _similarity_2d(points: np.ndarray, reference: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Scale, 2×2 rotation and translation mapping ``points`` (k, 2) onto ``reference`` (Umeyama)."""
+    mu_p, mu_r = points.mean(axis=0), reference.mean(axis=0)
+    p, r = points - mu_p, reference - mu_r
+    u, s, vt = np.linalg.svd(r.T @ p / len(p))
+    d = np.array([1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ (d[:, None] * vt)
+    scale = float((s * d).sum() / max((p**2).sum() / len(p), 1e-12))
+    return scale, rotation, mu_r - scale * rotation @ mu_p
 
 
 def _similarity_align(points: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,17 +162,7 @@ def _canonical_pose(rigid: np.ndarray) -> np.ndarray:
     """The rigid points turned to face the camera upright: eye line along x, eyes-to-forehead along −y,
     centred on the eyes, eye-corner distance 1. Without this the aligned frame would inherit the pose
     of whichever frame seeded the reference, and 2-D lip measures would depend on it."""
-    right_eye = rigid[RIGID_POINTS.index(EYE_OUTER_CORNERS[0])]
-    left_eye = rigid[RIGID_POINTS.index(EYE_OUTER_CORNERS[1])]
-    forehead = rigid[RIGID_POINTS.index(FOREHEAD)]
-    x_axis = left_eye - right_eye
-    eye_distance = np.linalg.norm(x_axis)
-    x_axis /= eye_distance
-    centre = (left_eye + right_eye) / 2
-    down = centre - forehead
-    y_axis = down - (down @ x_axis) * x_axis
-    y_axis /= np.linalg.norm(y_axis)
-    axes = np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)])  # rows: a proper rotation
+    axes, centre, eye_distance = _upright_axes(rigid)
     return (rigid - centre) @ axes.T / eye_distance
 
 
@@ -144,3 +210,25 @@ def mouth_features(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     contour = (lips - centre).reshape(len(aligned), -1)
     features = np.column_stack(openings + widths + chin_drop + [contour])
     return features.astype(np.float32), valid
+
+
+# Low spatial frequencies of the mouth image: rows × columns of 2-D DCT coefficients kept.
+APPEARANCE_DCT_BLOCK = (6, 8)
+
+
+def mouth_appearance(rois: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(n, rows, cols)`` mouth images → ``(n, 47)`` low-frequency DCT coefficients.
+
+    What the lip contour cannot show — teeth, tongue, the dark of an open mouth — is in the image.
+    Each frame is normalised to zero mean and unit contrast first (lighting changes), and the DC
+    coefficient, zero after that, is dropped. Rows of frames without a face are NaN.
+    """
+    import cv2
+
+    rows, cols = APPEARANCE_DCT_BLOCK
+    out = np.full((len(rois), rows * cols - 1), np.nan, dtype=np.float32)
+    for i in np.flatnonzero(valid):
+        image = rois[i].astype(np.float32)
+        image = (image - image.mean()) / (image.std() + 1.0)
+        out[i] = cv2.dct(image)[:rows, :cols].reshape(-1)[1:]
+    return out

@@ -20,13 +20,17 @@ from typing import Callable
 import numpy as np
 from scipy.ndimage import median_filter
 
-from .media import iter_timeline, probe
+from .media import iter_timeline, prefetched, probe
 
 # Width of the frames scenedetect scores. Its own default is 256; the score is a mean of per-pixel
 # changes over the frame, which a point-sampled 128-px frame estimates as well for a quarter the work.
 _SCENE_WIDTH = 128
 # Report progress every this many frames.
 _PROGRESS_EVERY = 25
+
+
+# The engines judge 5-frame windows and need at least one step beside them.
+SHORTEST_TRACK_FRAMES = 6
 
 
 @dataclass
@@ -41,7 +45,9 @@ class TrackingOptions:
     # (face count, or IoU below steady_iou), where the frames between are bisected; 1: every frame.
     detect_every: int = 5
     steady_iou: float = 0.8
-    fast_decode: bool = False  # skip the decoder's deblocking in this pass (faces only, not crops)
+    # skip the decoder's deblocking in this pass: faces are found as well (mean box IoU 0.977–1.0 against
+    # full decoding on 6 clips, 360p to 1080p) for a sixth less decoding; crops always decode fully
+    fast_decode: bool = True
     scene_threshold: float = 27.0  # scenedetect ContentDetector
     min_confidence: float = 0.5
 
@@ -152,7 +158,9 @@ def _scan(video, detector, options: TrackingOptions, progress):
             detect_scheduled(after[0], waiting[after[0]])
 
     last = -1
-    for index, frame in iter_timeline(video, info=info, fast_decode=options.fast_decode):
+    # decoding runs ahead in a thread (PyAV works without the GIL) while this one detects faces
+    decoded = iter_timeline(video, info=info, fast_decode=options.fast_decode)
+    for index, frame in prefetched(decoded, depth=8):
         for cut in scenes.process_frame(index, frame.thumbnail(_SCENE_WIDTH)):
             if 0 < cut <= index:
                 cuts.add(cut)
@@ -252,11 +260,11 @@ def _smooth(values: np.ndarray, width: int) -> np.ndarray:
     return median_filter(values, size=width, mode="nearest")
 
 
-def _to_track(observations: list, options: TrackingOptions) -> FaceTrack | None:
+def _to_track(observations: list, options: TrackingOptions, min_frames: int) -> FaceTrack | None:
     seen = np.array([o[0] for o in observations])
     boxes_seen = np.array([o[1] for o in observations], np.float64)
     frames = np.arange(seen[0], seen[-1] + 1)
-    if len(frames) < options.min_track_frames:
+    if len(frames) < min_frames:
         return None
     boxes = np.stack([np.interp(frames, seen, boxes_seen[:, k]) for k in range(4)], axis=1)
     scores = np.full(len(frames), np.nan, np.float32)
@@ -287,11 +295,14 @@ def find_face_tracks(video, *, detector=None, options: TrackingOptions | None = 
         detector = create_detector("mediapipe", min_confidence=options.min_confidence, max_side=None)
     detections, cuts, n_frames = _scan(os.fspath(video), detector, options, progress)
 
+    # A clip shorter than min_track_frames (an LRW word, a 0.9 s sample) is still read: its faces
+    # need only cover most of it.
+    min_frames = min(options.min_track_frames, max(SHORTEST_TRACK_FRAMES, int(0.8 * n_frames)))
     tracks = []
     bounds = [0, *cuts, n_frames]
     for first, stop in zip(bounds[:-1], bounds[1:]):
         for observations in _link(detections, first, stop, options):
-            track = _to_track(observations, options)
+            track = _to_track(observations, options, min_frames)
             if track is not None:
                 tracks.append(track)
     tracks.sort(key=lambda t: (t.start_frame, t.boxes[0, 0]))

@@ -24,7 +24,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import SAMPLES_PER_FRAME
-from .audio import COLUMNS_PER_FRAME, mfcc, mfcc_windows
+from .audio import mfcc, mfcc_windows
 from .datasets import CORPORA, TrainingSet, build_training_set, default_cache_dir, split_by_speaker
 from .errors import InvalidArgumentError
 

@@ -159,3 +159,43 @@ def test_run_calibration_with_face_tracks_fits_the_distance_map(tmp_path, speech
     # the distance map is fitted on this very track, so its mean distances land on the original's
     # (confidence is not compared: random weights give a confidence near 0, where relative errors mean nothing)
     assert track["calibrated"]["min_dist_rel_err"] < 0.01
+
+
+def test_thresholds_are_measured_on_wrong_audio_and_applied_by_both_engines(tmp_path):
+    """``syncnet-fcn thresholds``: wrong-audio pairs set the bar, readings below it are flagged, and a
+    file measured for other weights is ignored."""
+    from conftest import clip_path
+    from syncnet_fcn.calibrate import load_thresholds, run_thresholds, thresholds_path
+    from syncnet_fcn.engines.syncnet import SlidingWindowEngine
+    from syncnet_fcn.pipeline import SyncPipeline
+
+    model = randomised(SyncNetConfig.light(), seed=6)
+    weights_path = tmp_path / "light.pt"
+    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict()}, weights_path)
+    videos = [clip_path("grid_sbwe5n.mpg"), clip_path("lrs2_deepavsr_00001.mp4")]
+    summary = run_thresholds(str(weights_path), videos)
+    assert summary["path"] == str(thresholds_path(weights_path))
+    stored = json.loads(thresholds_path(weights_path).read_text())
+    for name in ("syncnet", "fcn"):
+        measured = stored["engines"][name]
+        assert measured["reliable_confidence"] == pytest.approx(max(measured["wrong_audio"].values()))
+        assert len(measured["wrong_audio"]) == 2 and set(measured["true_audio"]) == {v.name for v in videos}
+        assert load_thresholds(weights_path, name)["reliable_confidence"] == measured["reliable_confidence"]
+
+    engine = FCNEngine.from_weights(str(weights_path))
+    assert engine.speaking_threshold == pytest.approx(stored["engines"]["fcn"]["speaking_threshold"])
+    report = SyncPipeline(engine="fcn", weights=str(weights_path)).run(videos[0])
+    bar = stored["engines"]["fcn"]["reliable_confidence"]
+    assert report.tracks[0].sync.reliable == (report.tracks[0].sync.confidence >= bar)
+    assert report.tracks[0].sync.reliable or "no reliable sync" in report.tracks[0].sync.note
+    assert SlidingWindowEngine.from_weights(str(weights_path)).thresholds["reliable_confidence"] == pytest.approx(
+        stored["engines"]["syncnet"]["reliable_confidence"])
+
+    # measured for other weights: not applied
+    stored["weights_sha256"] = "0" * 64
+    thresholds_path(weights_path).write_text(json.dumps(stored))
+    assert load_thresholds(weights_path, "fcn") == {}
+    assert FCNEngine.from_weights(str(weights_path)).speaking_threshold == 1.5
+    thresholds_path(weights_path).write_text("{ not json")
+    with pytest.raises(WeightsError, match="thresholds"):
+        FCNEngine.from_weights(str(weights_path))

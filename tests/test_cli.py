@@ -157,3 +157,10 @@ def test_module_entry_point_and_console_script(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error:")
     assert "Traceback" not in result.stderr
+
+
+def test_thresholds_needs_two_readable_videos_exit_2(clip, capsys, tmp_path, random_official_weights):
+    code, _, err = run_cli(["thresholds", tmp_path / "missing.mp4", "--weights", random_official_weights], capsys)
+    assert code == 2 and err.startswith("error:") and "missing.mp4" in err
+    code, _, err = run_cli(["thresholds", clip("syncnet_example.avi"), "--weights", random_official_weights], capsys)
+    assert code == 2 and "at least two videos" in err and err.count("\n") == 1

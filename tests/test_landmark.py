@@ -20,7 +20,7 @@ from syncnet_fcn.engines.landmark import (
 from syncnet_fcn.errors import InvalidArgumentError
 from syncnet_fcn.evaluation import leave_one_corpus_out, own_offset
 from syncnet_fcn.media import load_audio, shift_audio
-from syncnet_fcn.mouth import FaceMeshTracker, mouth_features
+from syncnet_fcn.mouth import MOUTH_ROI_SHAPE, FaceMeshTracker, mouth_appearance, mouth_features
 
 pytestmark = pytest.mark.skipif(not landmark_available()[0], reason=landmark_available()[1])
 
@@ -34,8 +34,9 @@ MAX_OFFSET = 15
 _LANDMARK_CACHE: dict = {}
 
 
-def clip_landmarks(path):
-    """``(landmarks, whole audio, track)`` of the clip's longest face track, via the real tracking and crops."""
+def clip_observations(path):
+    """``(landmarks, mouth images, whole audio, track)`` of the clip's longest face track, via the
+    real tracking and crops."""
     key = str(path)
     if key not in _LANDMARK_CACHE:
         from syncnet_fcn.crops import iter_track_crops
@@ -45,12 +46,23 @@ def clip_landmarks(path):
         assert tracks, f"no face track in {path}"
         track = max(tracks, key=lambda t: t.n_frames)
         mesh = FaceMeshTracker()
-        chunks = [mesh.process(crops) for _, _, crops in iter_track_crops(path, [track])]
+        chunks = [mesh.process_with_mouth(crops) for _, _, crops in iter_track_crops(path, [track])]
         mesh.close()
         audio = load_audio(path)
-        _LANDMARK_CACHE[key] = (np.concatenate(chunks), audio, track)
-    landmarks, audio, track = _LANDMARK_CACHE[key]
+        _LANDMARK_CACHE[key] = (np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]), audio, track)
+    return _LANDMARK_CACHE[key]
+
+
+def clip_landmarks(path):
+    """``(landmarks, whole audio, track)``: :func:`clip_observations` without the mouth images."""
+    landmarks, _, audio, track = clip_observations(path)
     return landmarks, audio, track
+
+
+def read(path, audio):
+    """The engine's reading of the clip's main track with ``audio`` (the track's span of it)."""
+    landmarks, images, _, track = clip_observations(path)
+    return score_track(landmarks, audio, MAX_OFFSET, mouth_images=images)
 
 
 def track_span(audio, track):
@@ -96,6 +108,47 @@ def test_mouth_features_mark_frames_without_a_face():
     assert np.isnan(features[2]).all() and np.isfinite(features[valid]).all()
 
 
+def test_mouth_images_follow_the_skull_not_the_frame(clip):
+    """The mouth image is cut in a face frame fitted to rigid points: the same face moved and scaled
+    in the crop gives the same image, while another mouth shape gives another image."""
+    import cv2
+
+    from syncnet_fcn.crops import iter_track_crops
+    from syncnet_fcn.mouth import MouthRegion
+    from syncnet_fcn.tracking import find_face_tracks
+
+    path = clip("syncnet_example.avi")
+    landmarks, images, _, _ = clip_observations(path)
+    track = max(find_face_tracks(path), key=lambda t: t.n_frames)
+    crops = next(iter_track_crops(path, [track], chunk=64))[2]
+    region = MouthRegion()
+    original = region.extract(crops[10], landmarks[10])
+    other_mouth = region.extract(crops[40], landmarks[40])
+    # the crop zoomed out and shifted, its landmarks moved with it
+    matrix = np.array([[0.8, 0.0, 30.0], [0.0, 0.8, 12.0]])
+    moved = cv2.warpAffine(crops[10], matrix, (224, 224), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved_points = landmarks[10].copy()
+    moved_points[:, :2] = landmarks[10][:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    moved_points[:, 2] *= 0.8  # mediapipe's z is on the x scale
+    again = MouthRegion().extract(moved, moved_points)
+    assert again.shape == MOUTH_ROI_SHAPE
+    difference = np.abs(again.astype(int) - original.astype(int)).mean()
+    assert difference < 6, difference  # resampling blur only
+    assert np.abs(other_mouth.astype(int) - original.astype(int)).mean() > 2 * difference
+
+
+def test_mouth_appearance_is_low_frequencies_and_marks_missing_frames():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, *MOUTH_ROI_SHAPE)).astype(np.uint8)
+    valid = np.array([True, True, False, True, True, True])
+    features = mouth_appearance(images, valid)
+    assert features.shape == (6, 47) and np.isnan(features[2]).all() and np.isfinite(features[valid]).all()
+    # brightness and contrast do not change them (lighting); the image does
+    brighter = np.clip(images.astype(float) * 0.5 + 60, 0, 255).astype(np.uint8)
+    np.testing.assert_allclose(mouth_appearance(brighter, valid)[valid], features[valid], atol=0.05 * np.abs(features[valid]).max())
+    assert np.abs(features[0] - features[1]).max() > 0.1
+
+
 def test_audio_features_are_on_the_video_timeline():
     n_frames, pad = 50, 15
     audio = np.zeros(640 * n_frames, np.int16)
@@ -113,7 +166,7 @@ def test_audio_features_are_on_the_video_timeline():
 
 def test_track_sync_fields_have_the_engine_contract_shapes(clip):
     landmarks, audio, track = clip_landmarks(clip("syncnet_example.avi"))
-    sync = score_track(landmarks, track_span(audio, track), MAX_OFFSET)
+    sync = read(clip("syncnet_example.avi"), track_span(audio, track))
     n = len(landmarks)
     assert isinstance(sync, TrackSync)
     assert sync.dists.shape == (n - 4, 2 * MAX_OFFSET + 1)
@@ -138,9 +191,9 @@ SHIFTED_CASES = [
 
 @pytest.mark.parametrize("name,shifts", SHIFTED_CASES)
 def test_reads_sample_level_shifts_of_real_clips(clip, name, shifts):
-    landmarks, audio, track = clip_landmarks(clip(name))
+    _, audio, track = clip_landmarks(clip(name))
     for shift in (0, *shifts):
-        sync = score_track(landmarks, track_span(shift_audio(audio, shift), track), MAX_OFFSET)
+        sync = read(clip(name), track_span(shift_audio(audio, shift), track))
         expected = own_offset(name) - shift
         assert abs(sync.offset_frames - expected) <= 1, (name, shift, sync.offset_frames, expected)
 
@@ -151,7 +204,7 @@ def test_another_clips_audio_is_flagged_unreliable(clip):
     for other in ("pcavs_00104.mp4", "lrs2_deepavsr_00016.mp4"):
         foreign = load_audio(clip(other))
         foreign = np.resize(foreign, 640 * n)  # repeat if shorter
-        sync = score_track(landmarks, foreign, MAX_OFFSET)
+        sync = read(clip("syncnet_example.avi"), foreign)
         assert not sync.reliable, (other, sync.confidence)
         assert sync.confidence < load_calibration()["reliable_confidence"]
         assert "no reliable sync" in sync.note
@@ -159,14 +212,14 @@ def test_another_clips_audio_is_flagged_unreliable(clip):
 
 def test_silence_is_flagged_unreliable(clip):
     landmarks, _, _ = clip_landmarks(clip("grid_sbwe5n.mpg"))
-    sync = score_track(landmarks, np.zeros(640 * len(landmarks), np.int16), MAX_OFFSET)
+    sync = read(clip("grid_sbwe5n.mpg"), np.zeros(640 * len(landmarks), np.int16))
     assert not sync.reliable and "no reliable sync" in sync.note
 
 
 def test_no_face_mesh_gives_no_reading_instead_of_an_offset():
     landmarks = np.full((40, 468, 3), np.nan, np.float32)
     audio = np.random.default_rng(0).normal(0, 1000, 640 * 40).astype(np.int16)
-    sync = score_track(landmarks, audio, MAX_OFFSET)
+    sync = score_track(landmarks, audio, MAX_OFFSET, mouth_images=np.zeros((40, *MOUTH_ROI_SHAPE), np.uint8))
     assert not sync.reliable and sync.min_dist is None and "face mesh" in sync.note
     assert sync.dists.shape == (36, 31)
 
@@ -215,6 +268,45 @@ def test_stored_bias_measurements_match_the_current_engine(clip):
     calibration = json.loads(CALIBRATION_PATH.read_text())
     stored = calibration["bias_measurement"]["errors"]
     for name in ("grid_sbwe5n.mpg", "lrs2_deepavsr_00024.mp4", "pcavs_00015.mp4"):
-        landmarks, audio, track = clip_landmarks(clip(name))
-        error = measure_bias_error(landmarks, track_span(audio, track), own_offset(name), MAX_OFFSET)
+        landmarks, images, audio, track = clip_observations(clip(name))
+        error = measure_bias_error(landmarks, track_span(audio, track), own_offset(name), MAX_OFFSET,
+                                   mouth_images=images)
         assert error == pytest.approx(stored[name], abs=0.15), name
+
+
+# ----------------------------------------------------------------------------------------------------
+# fitting the stored models
+
+
+def test_fit_builds_members_for_lips_and_mouth_images_that_save_and_load(tmp_path):
+    """``python -m syncnet_fcn.engines.landmark fit``: one member per (visual features, seed), from
+    face-crop clips and tracked full-frame clips, stored and read back with the same scores."""
+    from conftest import SHARED
+    from syncnet_fcn.engines.landmark import (
+        VISUAL_LIPS,
+        VISUAL_LIPS_APPEARANCE,
+        LandmarkModels,
+        fit,
+        frame_scores,
+    )
+
+    cropped = sorted((SHARED / "train" / "lrc_ar").glob("*.mp4"))[:6]
+    tracked = sorted((SHARED / "train" / "grid_s1").glob("*.mp4"))[:3]  # bbaf2n: an evaluation clip
+    if len(cropped) < 6 or len(tracked) < 3:
+        pytest.skip("../shared/train not present")
+    models = fit(cropped, tracked, cache=tmp_path / "cache", steps=30, seeds=(0, 1), log=None)
+    assert [(m.visual) for m in models.members] == [VISUAL_LIPS, VISUAL_LIPS, VISUAL_LIPS_APPEARANCE, VISUAL_LIPS_APPEARANCE]
+    assert models.members[0].net.mouth[0].in_channels + 47 == models.members[2].net.mouth[0].in_channels
+    counts = [m["tracks"] for m in models.provenance["members"]]
+    assert len(set(counts)) == 1 and 6 <= counts[0] <= 8, counts
+    assert (tmp_path / "cache" / "grid_s1" / f"{tracked[1].name}.npz").exists()
+    # the training clip that is the same recording as ../shared/clips/grid_bbaf2n.mpg is left out
+    assert tracked[0].stem == "bbaf2n" and not (tmp_path / "cache" / "grid_s1" / "bbaf2n.mp4.npz").exists()
+    models.save(tmp_path / "models.pt")
+    loaded = LandmarkModels.load(tmp_path / "models.pt")
+    landmarks, images, audio, track = clip_observations(SHARED / "clips" / "grid_sbwe5n.mpg")
+    span = track_span(audio, track)
+    before, valid = frame_scores(landmarks, span, MAX_OFFSET, models, mouth_images=images)
+    after, _ = frame_scores(landmarks, span, MAX_OFFSET, loaded, mouth_images=images)
+    np.testing.assert_allclose(after, before, atol=0.05)  # the nets are stored in fp16
+    assert valid.mean() > 0.9

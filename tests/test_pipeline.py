@@ -93,3 +93,37 @@ def test_interview_reports_two_speakers(clip, no_weights):
     for t in doc["tracks"]:
         for seg in t["speaking_segments"]:
             assert t["start_frame"] <= seg["start_frame"] <= seg["end_frame"] <= t["end_frame"]
+
+
+def test_prefetched_keeps_order_raises_producer_errors_and_stops_with_the_consumer():
+    import threading
+
+    from syncnet_fcn.media import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("damaged packet")
+
+    got = []
+    with pytest.raises(ValueError, match="damaged packet"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1]
+
+    produced = []
+
+    def endless():
+        k = 0
+        while True:
+            produced.append(k)
+            yield k
+            k += 1
+
+    stream = prefetched(endless(), depth=2)
+    assert [next(stream) for _ in range(5)] == [0, 1, 2, 3, 4]
+    stream.close()  # the consumer stops early (an engine raised, a client went away)
+    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+    count = len(produced)
+    assert count <= 5 + 2 + 2  # consumed + queued + one in hand

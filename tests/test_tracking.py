@@ -294,3 +294,19 @@ def test_face_track_summary():
     track = FaceTrack(track_id=3, frames=np.arange(5, 8), boxes=boxes, scores=np.array([0.9, np.nan, 0.8]))
     assert (track.start_frame, track.end_frame, track.n_frames) == (5, 7, 3)
     assert track.bbox_summary() == {"x": 12.0, "y": 20.0, "w": 40.0, "h": 50.0, "size": 50.0}
+
+
+def test_a_clip_shorter_than_the_minimum_track_is_still_read_whole(tmp_path):
+    """A 0.9 s clip (one word) has no 25-frame track; a face covering most of it is kept."""
+    path = write_numbered_video(tmp_path / "word.mp4", n_frames=22)
+    from syncnet_fcn.media import iter_frames
+
+    levels = np.array([frame.mean() for _, frame in iter_frames(path)])
+    detector = ScriptedDetector(lambda k: [LEFT])
+    detector.levels = levels
+    (track,) = find_face_tracks(path, detector=detector, options=TrackingOptions(smooth_width=1, detect_every=1))
+    assert (track.start_frame, track.end_frame) == (0, 21)
+    # a face on only half of the clip is not a track of it
+    detector = ScriptedDetector(lambda k: [LEFT] if k < 11 else [])
+    detector.levels = levels
+    assert find_face_tracks(path, detector=detector, options=TrackingOptions(smooth_width=1, detect_every=1)) == []

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..calibrate import FCNCalibration, load_calibration
+from ..calibrate import FCNCalibration, load_calibration, load_thresholds
 from ..model import FullyConvSyncNet, SyncNet, load_model
 from ..weights import resolve_weights
 from .base import SyncEngine, TrackScorer
-from .syncnet import WindowedTrackScorer
+from .syncnet import ThresholdsMixin, WindowedTrackScorer
 
 
 class _FCNScorer(WindowedTrackScorer):
@@ -46,7 +46,7 @@ class _FCNScorer(WindowedTrackScorer):
         return {"fcn_calibration": self.calibration_note}
 
 
-class FCNEngine(SyncEngine):
+class FCNEngine(ThresholdsMixin, SyncEngine):
     """``fcn``: FCN-SyncNet on SyncNet weights (any member of the family), calibrated when possible."""
 
     name = "fcn"
@@ -59,8 +59,10 @@ class FCNEngine(SyncEngine):
         calibration: FCNCalibration | None = None,
         calibration_note: str | None = None,
         keep_embeddings: bool = False,
+        thresholds: dict | None = None,
     ):
         self.model = model.to(device).eval()
+        self.thresholds = dict(thresholds or {})
         self.device = device
         self.weights = weights
         self.keep_embeddings = keep_embeddings
@@ -74,9 +76,8 @@ class FCNEngine(SyncEngine):
         path = resolve_weights(weights)
         model = load_model(path, device)
         calibration, note = load_calibration(path, model)
-        return cls(model, weights=str(path), device=device, calibration=calibration, calibration_note=note)
+        return cls(model, weights=str(path), device=device, calibration=calibration, calibration_note=note,
+                   thresholds=load_thresholds(path, cls.name))
 
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
-        scorer = _FCNScorer(self, audio, n_frames, max_offset)
-        scorer.keep_embeddings = self.keep_embeddings
-        return scorer
+        return self._configure(_FCNScorer(self, audio, n_frames, max_offset))

@@ -6,17 +6,20 @@ learns live in the package (``data/landmark_model.pt``, ``data/landmark_calibrat
 Per face track:
 
 1. the face mesh runs on every 224×224 crop in tracking mode (:mod:`syncnet_fcn.mouth`) and gives
-   pose-normalised lip features per 25 fps frame;
+   pose-normalised lip features per 25 fps frame, and beside them the mouth image cut in a face frame
+   fixed by the skull (:class:`~syncnet_fcn.mouth.MouthRegion`), reduced to its low spatial
+   frequencies — teeth, tongue and the dark of an open mouth, which the lip contour does not show;
 2. the track's audio gives speech features on the same timeline (:func:`audio_frame_features`: for
    each of the four 10 ms steps of a frame, 13 MFCC, speech-band log energy and spectral flux);
-3. two audio–lip models score every frame against the audio of every candidate offset:
+3. the stored members — each fitted on lip features alone or on lips plus mouth image — score every
+   frame against the audio of every candidate offset with two audio–lip models:
 
    * a canonical correlation model (CCA, :func:`fit_cca`): the directions in which lips and ±2 frames
      of sound co-vary linearly; the score is the product of the two projections;
    * :class:`LipSyncNet`, two small temporal convolution encoders trained (:func:`train_net`) so that
      the cosine similarity of lip and sound embeddings peaks at the true alignment against ±8 frames;
 
-   each model's per-frame scores are centred and scaled over the track (so they add fairly) and
+   every model's per-frame scores are centred and scaled over the track (so they add fairly) and
    averaged. A pair whose audio lies beyond the track counts as a typical pair (score 0), as SyncNet's
    zero padding does, so that barely-overlapping extreme offsets cannot win by noise;
 4. ``dists = −score`` averaged over 5-frame windows gives the usual ``(windows, 2*max_offset+1)``
@@ -35,6 +38,7 @@ the original's per-window formula on the unscaled scores.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -345,36 +349,74 @@ def window_distances(frame_scores: np.ndarray) -> np.ndarray:
 # stored models and calibration
 
 
+# What the models see of the face: the lip contour from the mesh, or that plus the mouth image's
+# low spatial frequencies (:func:`syncnet_fcn.mouth.mouth_appearance`).
+VISUAL_LIPS = "lips"
+VISUAL_LIPS_APPEARANCE = "lips+appearance"
+
+
+def visual_features(landmarks: np.ndarray, mouth_images: np.ndarray | None, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(features (n, d), mesh found (n,))`` of one track for models trained on ``kind``."""
+    from ..mouth import mouth_appearance, mouth_features
+
+    lips, valid = mouth_features(landmarks)
+    if kind == VISUAL_LIPS:
+        return lips, valid
+    if mouth_images is None or len(mouth_images) != len(landmarks):
+        raise InvalidArgumentError("these landmark models need the mouth image of every frame (FaceMeshTracker.process_with_mouth)")
+    return np.concatenate([lips, mouth_appearance(mouth_images, valid)], axis=1), valid
+
+
 @dataclass
-class LandmarkModels:
+class LandmarkModel:
+    """One CCA and one :class:`LipSyncNet`, fitted on one kind of visual features."""
+
     cca: dict
     net: object
+    visual: str = VISUAL_LIPS
+
+    def to_state(self) -> dict:
+        import torch
+
+        return {
+            "visual": self.visual,
+            "cca": {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in self.cca.items()},
+            "net": {k: v.half() for k, v in self.net.state_dict().items()},
+            "net_shape": [int(self.net.audio[0].in_channels), int(self.net.mouth[0].in_channels)],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> LandmarkModel:
+        net = _make_net(*state["net_shape"])
+        net.load_state_dict({k: v.float() for k, v in state["net"].items()})
+        net.eval()
+        return cls({k: v.double().numpy() for k, v in state["cca"].items()}, net, state["visual"])
+
+
+@dataclass
+class LandmarkModels:
+    """The engine's stored models: members whose per-frame scores are averaged (:func:`combine_scores`)."""
+
+    members: list[LandmarkModel]
     provenance: dict
+
+    FORMAT = "syncnet_fcn landmark v2"
 
     def save(self, path: Path = MODEL_PATH) -> None:
         import torch
 
-        torch.save(
-            {
-                "format": "syncnet_fcn landmark v1",
-                "cca": {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in self.cca.items()},
-                "net": {k: v.half() for k, v in self.net.state_dict().items()},
-                "net_shape": [int(self.net.audio[0].in_channels), int(self.net.mouth[0].in_channels)],
-                "provenance": json.dumps(self.provenance),
-            },
-            path,
-        )
+        state = {"format": self.FORMAT, "members": [m.to_state() for m in self.members],
+                 "provenance": json.dumps(self.provenance)}
+        torch.save(state, path)
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> LandmarkModels:
         import torch
 
         data = torch.load(path, map_location="cpu", weights_only=True)
-        net = _make_net(*data["net_shape"])
-        net.load_state_dict({k: v.float() for k, v in data["net"].items()})
-        net.eval()
-        cca = {k: v.double().numpy() for k, v in data["cca"].items()}
-        return cls(cca, net, json.loads(data["provenance"]))
+        if data.get("format") != cls.FORMAT:
+            raise EngineUnavailableError(f"{path} is not a {cls.FORMAT} file (format {data.get('format')!r})")
+        return cls([LandmarkModel.from_state(m) for m in data["members"]], json.loads(data["provenance"]))
 
 
 @lru_cache(maxsize=1)
@@ -414,23 +456,29 @@ def landmark_available() -> tuple[bool, str]:
 
 
 def frame_scores(landmarks: np.ndarray, audio: np.ndarray, max_offset: int, models: LandmarkModels,
-                 bias_frames: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 bias_frames: float = 0.0, mouth_images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (n, shifts), mesh found (n,))`` for one track, audio delayed by ``bias_frames``."""
     from ..media import shift_audio
-    from ..mouth import mouth_features
 
-    mouth, valid = mouth_features(landmarks)
     if bias_frames:
         # lips lead sound by a roughly constant amount: delay the audio by it so in-sync reads 0
         audio = shift_audio(np.asarray(audio), float(bias_frames))
-    feats = TrackFeatures.build(mouth, valid, audio, pad=max_offset)
-    scores = [cca_scores(models.cca, feats, max_offset), net_scores(models.net, feats, max_offset)]
-    return combine_scores(scores, valid), valid
+    scores, features = [], {}
+    for member in models.members:
+        if member.visual not in features:
+            mouth, valid = visual_features(landmarks, mouth_images, member.visual)
+            features[member.visual] = TrackFeatures.build(mouth, valid, audio, pad=max_offset)
+        feats = features[member.visual]
+        scores += [cca_scores(member.cca, feats, max_offset), net_scores(member.net, feats, max_offset)]
+    return combine_scores(scores, feats.valid), feats.valid
 
 
 def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
-                models: LandmarkModels | None = None, calibration: dict | None = None) -> TrackSync:
-    """The reading of one track from its face-mesh landmarks ``(n, 468, 3)`` and its audio."""
+                models: LandmarkModels | None = None, calibration: dict | None = None,
+                mouth_images: np.ndarray | None = None) -> TrackSync:
+    """The reading of one track from its face-mesh landmarks ``(n, 468, 3)``, the mouth images
+    ``(n, *MOUTH_ROI_SHAPE)`` that :meth:`~syncnet_fcn.mouth.FaceMeshTracker.process_with_mouth` cut
+    beside them (needed by models that use appearance) and its audio."""
     from ..scoring import summarize
 
     models = models or load_models()
@@ -441,7 +489,7 @@ def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
     mesh_frames = int(np.isfinite(landmarks).all(axis=(1, 2)).sum())
     if mesh_frames < MIN_MESH_FRAMES:
         return _no_reading(n, max_offset, f"the face mesh found this face on only {mesh_frames} of {n} frames")
-    scores, _ = frame_scores(landmarks, audio, max_offset, models, calibration["bias_frames"])
+    scores, _ = frame_scores(landmarks, audio, max_offset, models, calibration["bias_frames"], mouth_images)
     sync = summarize(window_distances(scores), max_offset, n_frames=n)
     # The curve is a mean of per-frame scores of unit spread: its best-vs-typical gap shrinks like
     # 1/sqrt(frames) for unrelated sound. Scaled by sqrt(frames), the gap means the same for a word
@@ -481,12 +529,12 @@ def _no_reading(n_frames: int, max_offset: int, reason: str) -> TrackSync:
 
 
 def measure_bias_error(landmarks: np.ndarray, audio: np.ndarray, own_offset: int, max_offset: int = 15,
-                       models: LandmarkModels | None = None) -> float:
+                       models: LandmarkModels | None = None, mouth_images: np.ndarray | None = None) -> float:
     """Sub-frame reading minus the true offset of one in-sync track, before any bias correction."""
     from ..evaluation import subframe_minimum
     from ..scoring import offset_axis
 
-    scores, _ = frame_scores(landmarks, audio, max_offset, models or load_models(), bias_frames=0.0)
+    scores, _ = frame_scores(landmarks, audio, max_offset, models or load_models(), 0.0, mouth_images)
     curve = window_distances(scores).mean(axis=0)[::-1]  # offsets ascending
     return subframe_minimum(curve, offset_axis(max_offset)) - own_offset
 
@@ -494,7 +542,8 @@ def measure_bias_error(landmarks: np.ndarray, audio: np.ndarray, own_offset: int
 def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None = None) -> dict:
     """Measure the lip lead and the reliability threshold.
 
-    ``samples`` maps clip name → ``(landmarks, track audio, own offset or None)`` of real clips. The
+    ``samples`` maps clip name → ``(landmarks, mouth images, track audio, own offset or None)`` of real
+    clips. The
     bias is the robust median of (sub-frame reading − own offset) over clips with a known own offset,
     checked by leaving each corpus out. The threshold is the largest confidence seen when a face is
     paired with another clip's audio (every clip's face with the audio of the next clip of another
@@ -506,8 +555,8 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
     models = models or load_models()
     # evidence: clips whose own offset is documented or that come from a research corpus in sync
     errors = {
-        name: measure_bias_error(lm, audio, own, max_offset, models)
-        for name, (lm, audio, own) in samples.items()
+        name: measure_bias_error(lm, audio, own, max_offset, models, images)
+        for name, (lm, images, audio, own) in samples.items()
         if own is not None and (corpus_of(name) in IN_SYNC_CORPORA or corpus_of(name) == "syncnet_example")
     }
     loco = leave_one_corpus_out(errors)
@@ -516,14 +565,14 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
     names = sorted(samples)
     true_conf, wrong_conf, wrong_frames = {}, {}, []
     for i, name in enumerate(names):
-        lm, audio, _ = samples[name]
-        true_conf[name] = float(score_track(lm, audio, max_offset, models, base).confidence)
+        lm, images, audio, _ = samples[name]
+        true_conf[name] = float(score_track(lm, audio, max_offset, models, base, images).confidence)
         # the next clip of another corpus: clips of one corpus may share a speaker or a recording
         # (syncnetfcn_test_offset* is syncnet_example with its audio delayed)
         later = names[i + 1 :] + names[:i]
         other = next((o for o in later if corpus_of(o) != corpus_of(name)), later[0])
-        foreign = np.resize(samples[other][1], len(audio)).astype(np.int16)
-        wrong = score_track(lm, foreign, max_offset, models, base)
+        foreign = np.resize(samples[other][2], len(audio)).astype(np.int16)
+        wrong = score_track(lm, foreign, max_offset, models, base, images)
         wrong_conf[f"{name} + audio of {other}"] = float(wrong.confidence)
         wrong_frames.append(wrong.per_frame_confidence)
     threshold = float(max(wrong_conf.values()))
@@ -557,24 +606,69 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
 
 
 class _LandmarkCollector:
-    """Face mesh on a track's crops as they arrive; the audio side waits for :meth:`landmarks`."""
+    """Face mesh on a track's crops as they arrive; the audio side waits for :meth:`landmarks`.
 
-    def __init__(self, n_frames: int):
-        from ..mouth import FaceMeshTracker
+    The mesh is the engine's main cost and mediapipe runs it without holding the GIL, so chunks go
+    to one mesh instance per core in turn (chunk k to instance k mod workers; at most one chunk per
+    instance in flight, so each instance still sees its chunks in order). The mouth images are cut
+    afterwards, in frame order, with one :class:`~syncnet_fcn.mouth.MouthRegion` for the whole track.
+    """
+
+    def __init__(self, n_frames: int, workers: int | None = None):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..mouth import FaceMeshTracker, MouthRegion
 
         self.n_frames = n_frames
-        self._mesh = FaceMeshTracker()
-        self._chunks: list[np.ndarray] = []
+        workers = workers or min(2, os.cpu_count() or 1)
+        self._meshes = [FaceMeshTracker() for _ in range(workers)]
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="face-mesh")
+        self._pending: deque = deque()  # (future landmarks, crops), oldest first
+        self._region = MouthRegion()
+        self._landmarks: list[np.ndarray] = []
+        self._images: list[np.ndarray] = []
+        self._pushed = 0
 
     def push(self, crops: np.ndarray) -> None:
-        self._chunks.append(self._mesh.process(crops))
+        while len(self._pending) >= len(self._meshes):
+            self._collect_oldest()
+        mesh = self._meshes[self._pushed % len(self._meshes)]
+        self._pending.append((self._pool.submit(mesh.process, crops), crops))
+        self._pushed += 1
 
-    def landmarks(self) -> np.ndarray:
-        self._mesh.close()
-        landmarks = np.concatenate(self._chunks) if self._chunks else np.zeros((0, 468, 3), np.float32)
+    def _collect_oldest(self) -> None:
+        from ..mouth import MOUTH_ROI_SHAPE
+
+        future, crops = self._pending.popleft()
+        landmarks = future.result()
+        images = np.zeros((len(crops), *MOUTH_ROI_SHAPE), np.uint8)
+        for i in np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2))):
+            images[i] = self._region.extract(crops[i], landmarks[i])
+        self._landmarks.append(landmarks)
+        self._images.append(images)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for mesh in self._meshes:
+            mesh.close()
+        self._meshes = []
+
+    def landmarks(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(landmarks (n, 468, 3), mouth images (n, rows, cols))``."""
+        from ..mouth import MOUTH_ROI_SHAPE
+
+        try:
+            while self._pending:
+                self._collect_oldest()
+        finally:
+            self.close()
+        if not self._landmarks:
+            return np.zeros((0, 468, 3), np.float32), np.zeros((0, *MOUTH_ROI_SHAPE), np.uint8)
+        landmarks = np.concatenate(self._landmarks)
         if len(landmarks) != self.n_frames:
             raise ValueError(f"track announced {self.n_frames} frames, got {len(landmarks)} crops")
-        return landmarks
+        return landmarks, np.concatenate(self._images)
 
 
 class LandmarkTrackScorer(TrackScorer):
@@ -588,8 +682,8 @@ class LandmarkTrackScorer(TrackScorer):
         self._collector.push(crops)
 
     def finish(self) -> TrackSync:
-        landmarks = self._collector.landmarks()
-        return score_track(landmarks, self.audio, self.max_offset, self.engine.models, self.engine.calibration)
+        landmarks, images = self._collector.landmarks()
+        return score_track(landmarks, self.audio, self.max_offset, self.engine.models, self.engine.calibration, images)
 
 
 class MultiAudioScorer:
@@ -605,9 +699,9 @@ class MultiAudioScorer:
         self._collector.push(crops)
 
     def finish(self) -> list[TrackSync]:
-        landmarks = self._collector.landmarks()
+        landmarks, images = self._collector.landmarks()
         e = self.engine
-        return [score_track(landmarks, a, self.max_offset, e.models, e.calibration) for a in self.audios]
+        return [score_track(landmarks, a, self.max_offset, e.models, e.calibration, images) for a in self.audios]
 
 
 class LandmarkEngine(SyncEngine):
@@ -646,8 +740,8 @@ class LandmarkEngine(SyncEngine):
 # building the stored files: python -m syncnet_fcn.engines.landmark fit | calibrate
 
 
-def track_landmarks(video, whole_frame: bool = False) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """``[(landmarks, track audio, start frame)]`` for the face tracks of ``video``.
+def track_landmarks(video, whole_frame: bool = False) -> list[dict]:
+    """``[{"landmarks", "mouth_images", "audio", "start"}]`` for the face tracks of ``video``.
 
     ``whole_frame`` treats every frame as the face crop (for training footage that is cropped
     already), skipping detection and tracking.
@@ -655,90 +749,122 @@ def track_landmarks(video, whole_frame: bool = False) -> list[tuple[np.ndarray, 
     import cv2
 
     from ..crops import iter_track_crops
-    from ..media import track_audio
-    from ..media import iter_frames, load_audio
+    from ..media import iter_frames, load_audio, track_audio
     from ..mouth import FaceMeshTracker
 
     audio = load_audio(video)
     if whole_frame:
-        mesh = FaceMeshTracker()
         crops = [cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA) for _, img in iter_frames(video)]
-        landmarks = mesh.process(np.stack(crops)) if crops else np.zeros((0, 468, 3), np.float32)
+        if not crops:
+            return []
+        mesh = FaceMeshTracker()
+        landmarks, images = mesh.process_with_mouth(np.stack(crops))
         mesh.close()
-        return [(landmarks, track_audio(audio, 0, len(landmarks)), 0)]
+        return [{"landmarks": landmarks, "mouth_images": images, "audio": track_audio(audio, 0, len(landmarks)), "start": 0}]
     from ..tracking import find_face_tracks
 
     tracks = find_face_tracks(video)
     meshes = {t.track_id: FaceMeshTracker() for t in tracks}
     chunks: dict[int, list] = {t.track_id: [] for t in tracks}
     for track_id, _first, crops in iter_track_crops(video, tracks, size=224):
-        chunks[track_id].append(meshes[track_id].process(crops))
+        chunks[track_id].append(meshes[track_id].process_with_mouth(crops))
     out = []
     for t in tracks:
         meshes[t.track_id].close()
-        out.append((np.concatenate(chunks[t.track_id]), track_audio(audio, t.start_frame, t.n_frames), t.start_frame))
+        out.append({
+            "landmarks": np.concatenate([c[0] for c in chunks[t.track_id]]),
+            "mouth_images": np.concatenate([c[1] for c in chunks[t.track_id]]),
+            "audio": track_audio(audio, t.start_frame, t.n_frames),
+            "start": t.start_frame,
+        })
     return out
 
 
-def _cached_tracks(video: Path, cache: Path | None, whole_frame: bool):
-    """:func:`track_landmarks`, remembered in ``cache`` as ``<video name>.npz`` (key ``lm``, ``audio``
-    for the whole-frame case; ``lm_i``, ``audio_i`` per track otherwise)."""
-    path = None if cache is None else cache / f"{video.name}.npz"
+def _cached_tracks(video: Path, cache: Path | None, whole_frame: bool) -> list[dict]:
+    """:func:`track_landmarks`, remembered in ``cache`` as ``<folder>/<video name>.npz`` (keys
+    ``lm_i``, ``roi_i``, ``audio_i``, ``start_i`` per track)."""
+    path = None if cache is None else cache / video.parent.name / f"{video.name}.npz"
     if path is not None and path.exists():
         data = np.load(path)
-        if "lm" in data:
-            return [(data["lm"], data["audio"][: 640 * len(data["lm"])], 0)]
         count = len([k for k in data if k.startswith("lm_")])
-        return [(data[f"lm_{i}"], data[f"audio_{i}"], int(data[f"start_{i}"])) for i in range(count)]
+        return [{"landmarks": data[f"lm_{i}"], "mouth_images": data[f"roi_{i}"], "audio": data[f"audio_{i}"],
+                 "start": int(data[f"start_{i}"])} for i in range(count)]
     tracks = track_landmarks(video, whole_frame)
     if path is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        if whole_frame:
-            np.savez_compressed(path, lm=tracks[0][0], audio=tracks[0][1])
-        else:
-            arrays = {}
-            for i, (lm, audio, start) in enumerate(tracks):
-                arrays |= {f"lm_{i}": lm, f"audio_{i}": audio, f"start_{i}": np.array(start)}
-            np.savez_compressed(path, **arrays)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for i, t in enumerate(tracks):
+            arrays |= {f"lm_{i}": t["landmarks"], f"roi_{i}": t["mouth_images"], f"audio_{i}": t["audio"],
+                       f"start_{i}": np.array(t["start"])}
+        np.savez_compressed(path, **arrays)
     return tracks
 
 
-def fit(videos: list[Path], cache: Path | None = None, whole_frame: bool = True, steps: int = 5000,
+def fit(cropped: list[Path], tracked: list[Path] = (), cache: Path | None = None, steps: int = 5000,
+        visuals: tuple[str, ...] = (VISUAL_LIPS, VISUAL_LIPS_APPEARANCE), seeds: tuple[int, ...] = (0, 1),
         log=print) -> LandmarkModels:
-    """Fit the CCA and train the net on in-sync talking-face videos (one face each)."""
-    from ..mouth import mouth_features
+    """Fit one member per (visual features, seed) on in-sync talking-face videos: ``cropped`` ones are
+    face crops already (every frame is the face), ``tracked`` ones go through face detection and
+    tracking. Lip contours and mouth images err on different clips, and nets of different seeds on
+    different frames: averaged, their scores err less."""
+    from ..datasets import EVALUATION_DUPLICATES
 
-    features = []
-    for i, video in enumerate(videos):
-        for landmarks, audio, _ in _cached_tracks(video, cache, whole_frame):
-            if len(landmarks) < 20:
-                continue
-            mouth, valid = mouth_features(landmarks)
-            # training wants clean examples: a face the mesh lost on a fifth of the frames is left out
-            if valid.mean() < 0.8:
-                continue
-            features.append(TrackFeatures.build(mouth, valid, audio, pad=0))
+    tracks = []
+    videos = [(v, True) for v in cropped] + [(v, False) for v in tracked]
+    # a training clip that is the same recording as an evaluation clip would leak into the benchmark
+    videos = [(v, w) for v, w in videos if f"{v.parent.name}/{v.stem}" not in EVALUATION_DUPLICATES]
+    for i, (video, whole_frame) in enumerate(videos):
+        tracks += [t for t in _cached_tracks(video, cache, whole_frame) if len(t["landmarks"]) >= 20]
         if log and i % 200 == 0:
-            log(f"features {i}/{len(videos)}")
-    if not features:
-        raise InvalidArgumentError("no usable talking-face tracks to fit the landmark models on")
-    audio_x = np.concatenate([stack_context(f.audio, CCA_AUDIO_CONTEXT)[f.valid] for f in features])
-    mouth_y = np.concatenate([f.mouth[f.valid] for f in features])
-    cca = fit_cca(audio_x, mouth_y)
-    net = train_net(features, steps=steps, log=log)
-    provenance = {
-        "tracks": len(features),
-        "frames": int(len(mouth_y)),
-        "videos": sorted({v.parent.name for v in videos}),
-        "cca_correlations": [round(float(r), 4) for r in cca["rho"]],
-        "net_steps": steps,
-    }
-    return LandmarkModels(cca, net, provenance)
+            log(f"face mesh {i}/{len(videos)}")
+    provenance = {"videos": sorted({v.parent.name for v, _ in videos}), "net_steps": steps, "members": []}
+    jobs = []  # (cca, features, seed, visual)
+    for visual in visuals:
+        features = []
+        for track in tracks:
+            mouth, valid = visual_features(track["landmarks"], track["mouth_images"], visual)
+            # training wants clean examples: a face the mesh lost on a fifth of the frames is left out
+            if valid.mean() >= 0.8:
+                features.append(TrackFeatures.build(mouth, valid, track["audio"], pad=0))
+        if not features:
+            raise InvalidArgumentError("no usable talking-face tracks to fit the landmark models on")
+        audio_x = np.concatenate([stack_context(f.audio, CCA_AUDIO_CONTEXT)[f.valid] for f in features])
+        mouth_y = np.concatenate([f.mouth[f.valid] for f in features])
+        cca = fit_cca(audio_x, mouth_y)
+        for seed in seeds:
+            jobs.append((cca, features, seed, visual))
+            provenance["members"].append({
+                "visual": visual, "seed": seed, "tracks": len(features), "frames": int(len(mouth_y)),
+                "cca_correlations": [round(float(r), 4) for r in cca["rho"]],
+            })
+    # each net trains on one thread (see _one_torch_thread): one process per core. Spawned, not
+    # forked: a fork of a process whose mediapipe or torch threads are running can deadlock.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        nets = pool.map(_train_member, [(features, steps, seed) for _, features, seed, _ in jobs])
+        members = [LandmarkModel(cca, _net_from_state(state, features), visual)
+                   for (cca, features, _, visual), state in zip(jobs, nets)]
+    return LandmarkModels(members, provenance)
+
+
+def _train_member(job):
+    """One net in a worker process; it comes back as a state dict (the module's class is local)."""
+    features, steps, seed = job
+    return train_net(features, steps=steps, seed=seed, log=None).state_dict()
+
+
+def _net_from_state(state: dict, features: list[TrackFeatures]):
+    net = _make_net(features[0].audio.shape[1], features[0].mouth.shape[1])
+    net.load_state_dict(state)
+    return net.eval()
 
 
 def calibration_samples(clips_dir: Path, cache: Path | None = None, log=print) -> dict:
-    """``{clip: (landmarks, audio, own offset)}`` of the real clips of a ``manifest.json`` folder
-    (longest face track of each)."""
+    """``{clip: (landmarks, mouth images, audio, own offset)}`` of the real clips of a ``manifest.json``
+    folder (longest face track of each)."""
     from ..errors import SyncNetError
     from ..evaluation import own_offset
 
@@ -753,10 +879,10 @@ def calibration_samples(clips_dir: Path, cache: Path | None = None, log=print) -
         except SyncNetError as exc:
             log(f"{entry['file']}: {exc.message}")
             continue
-        tracks = [t for t in tracks if len(t[0]) >= MIN_TRACK_FRAMES]
+        tracks = [t for t in tracks if len(t["landmarks"]) >= MIN_TRACK_FRAMES]
         if tracks:
-            landmarks, audio, _ = max(tracks, key=lambda t: len(t[0]))
-            samples[entry["file"]] = (landmarks, audio, own_offset(entry["file"]))
+            t = max(tracks, key=lambda t: len(t["landmarks"]))
+            samples[entry["file"]] = (t["landmarks"], t["mouth_images"], t["audio"], own_offset(entry["file"]))
     return samples
 
 
@@ -768,8 +894,10 @@ def main(argv=None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_fit = sub.add_parser("fit", help=f"fit the models on in-sync talking faces → {MODEL_PATH.name}")
-    p_fit.add_argument("folders", nargs="+", type=Path, help="folders of training videos")
-    p_fit.add_argument("--tracked", action="store_true", help="detect and track faces (default: frames are face crops)")
+    p_fit.add_argument("folders", nargs="*", type=Path, help="folders of face-crop training videos")
+    p_fit.add_argument("--tracked", nargs="*", type=Path, default=[],
+                       help="folders of full-frame videos whose faces are detected and tracked (the other "
+                            "folders' frames are face crops already)")
     p_fit.add_argument("--steps", type=int, default=5000)
     p_fit.add_argument("--cache", type=Path, default=None, help="keep landmarks here between runs")
     p_cal = sub.add_parser("calibrate", help=f"measure bias and threshold on real clips → {CALIBRATION_PATH.name}")
@@ -780,7 +908,8 @@ def main(argv=None) -> int:
     if args.command == "fit":
         suffixes = {".mp4", ".avi", ".mov", ".mpg", ".mkv", ".webm"}
         videos = sorted(v for folder in args.folders for v in folder.iterdir() if v.suffix.lower() in suffixes)
-        models = fit(videos, args.cache, whole_frame=not args.tracked, steps=args.steps)
+        tracked = sorted(v for folder in args.tracked for v in folder.iterdir() if v.suffix.lower() in suffixes)
+        models = fit(videos, tracked, args.cache, steps=args.steps)
         models.save(MODEL_PATH)
         print(f"wrote {MODEL_PATH}: {models.provenance}")
     else:

@@ -31,6 +31,9 @@ class WindowedTrackScorer(TrackScorer):
     #: put the raw embeddings into ``TrackSync.extra`` (benchmarks, calibration, tests)
     keep_embeddings = False
 
+    #: confidence below which a reading is flagged unreliable (None: not known for these weights)
+    reliable_confidence: float | None = None
+
     def __init__(self, model: SyncNet, audio: np.ndarray, n_frames: int, max_offset: int, device: str):
         audio = np.asarray(audio)
         if audio.ndim != 1:
@@ -118,6 +121,14 @@ class WindowedTrackScorer(TrackScorer):
         result = summarize(dists, self.max_offset, n_frames=self._frames_seen)
         self.timings["search_s"] += time.perf_counter() - start
         result.extra.update({"n_windows": n_windows, "timings": dict(self.timings), **self._extra()})
+        threshold = self.reliable_confidence
+        if threshold is not None and not result.confidence >= threshold:
+            result.reliable = False
+            result.note = (
+                f"no reliable sync: confidence {result.confidence:.3f} is below {threshold:.3f}, the most "
+                "these weights give a face paired with another voice; this face is not speaking, or the "
+                "voice is not its own"
+            )
         if self.keep_embeddings:
             result.extra.update({"video_embeddings": video.numpy(), "audio_embeddings": audio.numpy()})
         return result
@@ -152,23 +163,42 @@ class _SlidingWindowScorer(WindowedTrackScorer):
         return torch.cat(embeddings)
 
 
-class SlidingWindowEngine(SyncEngine):
+class ThresholdsMixin:
+    """Reliability and speaking thresholds measured for the weights (``syncnet-fcn thresholds``);
+    without a measurement nothing is flagged and the official network's scale is assumed."""
+
+    thresholds: dict = {}
+
+    @property
+    def speaking_threshold(self) -> float:
+        return float(self.thresholds.get("speaking_threshold", SyncEngine.speaking_threshold))
+
+    def _configure(self, scorer: WindowedTrackScorer) -> WindowedTrackScorer:
+        scorer.keep_embeddings = self.keep_embeddings
+        scorer.reliable_confidence = self.thresholds.get("reliable_confidence")
+        return scorer
+
+
+class SlidingWindowEngine(ThresholdsMixin, SyncEngine):
     """``syncnet``: the original sliding-window evaluation."""
 
     name = "syncnet"
 
-    def __init__(self, model: SyncNet, weights: str | None = None, device: str = "cpu", keep_embeddings: bool = False):
+    def __init__(self, model: SyncNet, weights: str | None = None, device: str = "cpu", keep_embeddings: bool = False,
+                 thresholds: dict | None = None):
         self.model = model.to(device).eval()
         self.device = device
         self.weights = weights
         self.keep_embeddings = keep_embeddings
+        self.thresholds = dict(thresholds or {})
 
     @classmethod
     def from_weights(cls, weights: str | None, device: str = "cpu") -> "SlidingWindowEngine":
+        from ..calibrate import load_thresholds
+
         path = resolve_weights(weights)
-        return cls(load_model(path, device), weights=str(path), device=device)
+        return cls(load_model(path, device), weights=str(path), device=device,
+                   thresholds=load_thresholds(path, cls.name))
 
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
-        scorer = _SlidingWindowScorer(self.model, audio, n_frames, max_offset, self.device)
-        scorer.keep_embeddings = self.keep_embeddings
-        return scorer
+        return self._configure(_SlidingWindowScorer(self.model, audio, n_frames, max_offset, self.device))
