@@ -210,6 +210,22 @@ def test_another_clips_audio_is_flagged_unreliable(clip):
         assert "no reliable sync" in sync.note
 
 
+def test_per_frame_confidence_follows_where_the_face_is_heard(clip):
+    """Own voice for the first half of the track, another speaker's after: the per-frame confidence
+    (the second around each frame) is high where the face is heard and not where it is not."""
+    path = clip("syncnet_example.avi")
+    landmarks, audio, track = clip_landmarks(path)
+    own = track_span(audio, track)
+    half = len(landmarks) // 2
+    foreign = np.resize(load_audio(clip("lrs2_deepavsr_00016.mp4")), len(own)).astype(np.int16)
+    mixed = np.concatenate([own[: 640 * half], foreign[640 * half :]])
+    per_frame = read(path, mixed).per_frame_confidence
+    assert per_frame.shape == (len(landmarks),)
+    heard, not_heard = per_frame[25 : half - 25], per_frame[half + 25 : -25]
+    assert np.median(heard) > np.median(not_heard), (np.median(heard), np.median(not_heard))
+    assert np.mean(heard > load_calibration()["speaking_threshold"]) > np.mean(not_heard > load_calibration()["speaking_threshold"])
+
+
 def test_silence_is_flagged_unreliable(clip):
     landmarks, _, _ = clip_landmarks(clip("grid_sbwe5n.mpg"))
     sync = read(clip("grid_sbwe5n.mpg"), np.zeros(640 * len(landmarks), np.int16))
