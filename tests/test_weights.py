@@ -144,3 +144,24 @@ def test_default_weights_order(isolated, monkeypatch):
     assert weights.default_weights() == str(isolated / "mine.model")
     with pytest.raises(WeightsError, match="mine.model"):
         weights.resolve_weights(None)
+
+
+def test_shipped_project_checkpoints_match_their_registry_entries():
+    """A retrained checkpoint must come with its new sha256 and size, and its side files with it."""
+    import json
+
+    from syncnet_fcn import weights
+    from syncnet_fcn.calibrate import calibration_path, load_thresholds, thresholds_path
+
+    shipped = {name: e for name, e in weights.registry().items() if e.get("kind") == "project"}
+    assert shipped, "no project checkpoint registered"
+    for name, entry in shipped.items():
+        path = weights.REPO_ROOT / entry["path"]
+        assert path.is_file(), path
+        assert weights.sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["size"], name
+        for side in (calibration_path(path), thresholds_path(path)):
+            if side.is_file():
+                data = json.loads(side.read_text())
+                fitted_for = data.get("weights_sha256") or data.get("provenance", {}).get("weights_sha256")
+                assert fitted_for == entry["sha256"], side.name
+        assert load_thresholds(path, "fcn"), "no thresholds measured for the shipped checkpoint"
