@@ -48,13 +48,7 @@ class FaceMeshTracker:
 
     def process(self, crops_bgr: np.ndarray) -> np.ndarray:
         """``(n, H, W, 3)`` uint8 BGR → ``(n, 468, 3)`` float32 pixel coordinates; NaN where no face."""
-        return self.process_with_mouth(crops_bgr)[0]
-
-    def process_with_mouth(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Landmarks as :meth:`process` and the pose-normalised mouth image of every frame
-        (``(n, *MOUTH_ROI_SHAPE)`` uint8 grey, zeros where no face)."""
         out = np.full((len(crops_bgr), N_LANDMARKS, 3), np.nan, dtype=np.float32)
-        rois = np.zeros((len(crops_bgr), *MOUTH_ROI_SHAPE), dtype=np.uint8)
         for i, crop in enumerate(crops_bgr):
             height, width = crop.shape[:2]
             # mediapipe wants RGB; reversing the channel axis is a view, made contiguous for its C++ side
@@ -63,8 +57,13 @@ class FaceMeshTracker:
                 points = result.multi_face_landmarks[0].landmark
                 # z is given on the x scale (relative to the image width)
                 out[i] = [(p.x * width, p.y * height, p.z * width) for p in points[:N_LANDMARKS]]
-                rois[i] = self._roi.extract(crop, out[i])
-        return out, rois
+        return out
+
+    def process_with_mouth(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks as :meth:`process` and the pose-normalised mouth image of every frame
+        (``(n, *MOUTH_ROI_SHAPE)`` uint8 grey, zeros where no face)."""
+        landmarks = self.process(crops_bgr)
+        return landmarks, self._roi.extract_all(crops_bgr, landmarks)
 
     def close(self) -> None:
         self._mesh.close()
@@ -90,6 +89,13 @@ class MouthRegion:
         self._template: np.ndarray | None = None
         self._box_origin: np.ndarray | None = None
 
+    def extract_all(self, images_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """:meth:`extract` for consecutive frames; zeros where the mesh found no face (NaN rows)."""
+        out = np.zeros((len(images_bgr), *MOUTH_ROI_SHAPE), dtype=np.uint8)
+        for i in np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2))):
+            out[i] = self.extract(images_bgr[i], landmarks[i])
+        return out
+
     def extract(self, image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         import cv2
 
@@ -100,7 +106,8 @@ class MouthRegion:
             lips = landmarks[list(LIPS_OUTER)].astype(np.float64)
             mouth = ((lips - centre) @ axes.T / eye_distance)[:, :2].mean(axis=0)
             self._box_origin = np.array([mouth[0] + MOUTH_BOX_X[0], mouth[1] + MOUTH_BOX_Y[0]])
-        scale, rotation, translation = _similarity_2d(rigid[:, :2], self._template)
+        scales, rotations, translations = _similarity_align(rigid[None, :, :2], self._template)
+        scale, rotation, translation = scales[0], rotations[0], translations[0]
         rows, cols = MOUTH_ROI_SHAPE
         # template units → ROI pixels
         pixels = np.array([cols / (MOUTH_BOX_X[1] - MOUTH_BOX_X[0]), rows / (MOUTH_BOX_Y[1] - MOUTH_BOX_Y[0])])
@@ -126,19 +133,8 @@ def _upright_axes(rigid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)]), centre, eye_distance
 
 
-def _similarity_2d(points: np.ndarray, reference: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Scale, 2×2 rotation and translation mapping ``points`` (k, 2) onto ``reference`` (Umeyama)."""
-    mu_p, mu_r = points.mean(axis=0), reference.mean(axis=0)
-    p, r = points - mu_p, reference - mu_r
-    u, s, vt = np.linalg.svd(r.T @ p / len(p))
-    d = np.array([1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ (d[:, None] * vt)
-    scale = float((s * d).sum() / max((p**2).sum() / len(p), 1e-12))
-    return scale, rotation, mu_r - scale * rotation @ mu_p
-
-
 def _similarity_align(points: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame scale, rotation, translation mapping ``points[t]`` (n, k, 3) onto ``reference`` (k, 3).
+    """Per-frame scale, rotation, translation mapping ``points[t]`` (n, k, d) onto ``reference`` (k, d).
 
     Umeyama's closed-form least-squares similarity transform, batched over frames.
     """

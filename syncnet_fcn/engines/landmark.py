@@ -570,7 +570,7 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
     corpus, repeated or cut to length), so that such pairs read unreliable; the true pairs'
     confidences are stored beside it.
     """
-    from ..evaluation import IN_SYNC_CORPORA, corpus_of, leave_one_corpus_out, robust_bias
+    from ..evaluation import IN_SYNC_CORPORA, corpus_of, leave_one_corpus_out, robust_bias, wrong_audio_partner
 
     models = models or load_models()
     # evidence: clips whose own offset is documented or that come from a research corpus in sync
@@ -587,10 +587,8 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
     for i, name in enumerate(names):
         lm, images, audio, _ = samples[name]
         true_conf[name] = float(score_track(lm, audio, max_offset, models, base, images).confidence)
-        # the next clip of another corpus: clips of one corpus may share a speaker or a recording
-        # (syncnetfcn_test_offset* is syncnet_example with its audio delayed)
-        later = names[i + 1 :] + names[:i]
-        other = next((o for o in later if corpus_of(o) != corpus_of(name)), later[0])
+        # the next clip of another corpus (syncnetfcn_test_offset* is syncnet_example, audio delayed)
+        other = names[wrong_audio_partner(names, i)]
         foreign = np.resize(samples[other][2], len(audio)).astype(np.int16)
         wrong = score_track(lm, foreign, max_offset, models, base, images)
         wrong_conf[f"{name} + audio of {other}"] = float(wrong.confidence)
@@ -658,15 +656,10 @@ class _LandmarkCollector:
         self._pushed += 1
 
     def _collect_oldest(self) -> None:
-        from ..mouth import MOUTH_ROI_SHAPE
-
         future, crops = self._pending.popleft()
         landmarks = future.result()
-        images = np.zeros((len(crops), *MOUTH_ROI_SHAPE), np.uint8)
-        for i in np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2))):
-            images[i] = self._region.extract(crops[i], landmarks[i])
         self._landmarks.append(landmarks)
-        self._images.append(images)
+        self._images.append(self._region.extract_all(crops, landmarks))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
