@@ -15,6 +15,7 @@ from syncnet_fcn.engines.landmark import (
     audio_frame_features,
     landmark_available,
     load_calibration,
+    local_confidence,
     score_track,
 )
 from syncnet_fcn.errors import InvalidArgumentError
@@ -224,6 +225,23 @@ def test_per_frame_confidence_follows_where_the_face_is_heard(clip):
     heard, not_heard = per_frame[25 : half - 25], per_frame[half + 25 : -25]
     assert np.median(heard) > np.median(not_heard), (np.median(heard), np.median(not_heard))
     assert np.mean(heard > load_calibration()["speaking_threshold"]) > np.mean(not_heard > load_calibration()["speaking_threshold"])
+
+
+def test_per_frame_confidence_is_judged_at_the_tracks_offset():
+    """A second where some other offset happens to stand out (another voice) is not evidence that this
+    face is heard; only a gain at the track's offset (±1) is."""
+    rng = np.random.default_rng(0)
+    windows, shifts, track_column, stray_column = 200, 31, 12, 25
+    dists = rng.normal(0.0, 0.05, (windows, shifts))
+    dists[:100, track_column] -= 1.0  # own voice: the track's offset stands out
+    dists[100:, stray_column] -= 1.0  # someone else's voice: a different offset stands out
+    per_frame = local_confidence(dists, windows + 4, offset_index=track_column)
+    assert per_frame.shape == (windows + 4,)
+    assert np.median(per_frame[20:90]) > 3.0
+    assert np.median(per_frame[120:-20]) < 0.5
+    # a neighbour of the track's offset still counts (the offset is read to ±1)
+    shifted = np.roll(dists, 1, axis=1)
+    assert np.median(local_confidence(shifted, windows + 4, offset_index=track_column)[20:90]) > 3.0
 
 
 def test_silence_is_flagged_unreliable(clip):

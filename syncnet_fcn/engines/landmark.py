@@ -32,8 +32,8 @@ a typical one, in units of the per-frame score's spread — times the square roo
 face mesh, so that a word and a speech are judged on one scale (roughly: standard errors by which the
 best offset stands out). Tracks below the calibrated ``reliable_confidence`` — the highest confidence
 seen for faces paired with other clips' audio — are flagged unreliable. ``per_frame_confidence``
-(:func:`local_confidence`) asks the same question of the second around each frame, with the offset
-found there, so that a face heard only part of the time stands out where it is heard.
+(:func:`local_confidence`) asks the same question of the second around each frame, at the track's
+offset, so that a face heard only part of the time stands out where it is heard.
 """
 
 from __future__ import annotations
@@ -492,7 +492,7 @@ def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
         return _no_reading(n, max_offset, f"the face mesh found this face on only {mesh_frames} of {n} frames")
     scores, _ = frame_scores(landmarks, audio, max_offset, models, calibration["bias_frames"], mouth_images)
     sync = summarize(window_distances(scores), max_offset, n_frames=n)
-    sync.per_frame_confidence = local_confidence(sync.dists, n)
+    sync.per_frame_confidence = local_confidence(sync.dists, n, offset_index=max_offset - sync.offset_frames)
     # The curve is a mean of per-frame scores of unit spread: its best-vs-typical gap shrinks like
     # 1/sqrt(frames) for unrelated sound. Scaled by sqrt(frames), the gap means the same for a word
     # and for a speech: about how many standard errors the best offset beats a typical one.
@@ -514,14 +514,16 @@ def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
 LOCAL_WINDOWS = 21
 
 
-def local_confidence(dists: np.ndarray, n_frames: int, windows: int = LOCAL_WINDOWS) -> np.ndarray:
-    """Per-frame confidence from the ~1 s around each frame: the best offset's gain over a typical
-    one, with the offset found locally. A face with someone else's voice for part of the track
-    has a wrong track offset there; its own stretches still stand out."""
+def local_confidence(dists: np.ndarray, n_frames: int, offset_index: int, windows: int = LOCAL_WINDOWS) -> np.ndarray:
+    """Per-frame confidence from the ~1 s around each frame: how far the track's offset (column
+    ``offset_index`` of ``dists``, or a neighbour) beats a typical one there. Judged at the track's
+    offset rather than at a best one found locally: on a second of someone else's voice the best of
+    31 offsets beats the median by chance too."""
     windows = max(1, min(windows, len(dists)))
     cumulative = np.concatenate([np.zeros((1, dists.shape[1])), np.cumsum(dists, axis=0)])
     local = (cumulative[windows:] - cumulative[:-windows]) / windows
-    gain = np.median(local, axis=1) - local.min(axis=1)
+    near = local[:, max(0, offset_index - 1) : offset_index + 2]
+    gain = np.median(local, axis=1) - near.min(axis=1)
     # position p covers windows p … p+windows-1, i.e. frames p … p+windows+3: centred on p + (windows+3)//2
     centres = np.clip(np.arange(n_frames) - (windows + 3) // 2, 0, len(gain) - 1)
     return (gain[centres] * np.sqrt(windows)).astype(np.float32)
