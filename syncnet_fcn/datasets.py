@@ -93,6 +93,9 @@ class TrainingSet:
         self.audio = audio
         self.descriptors = descriptors
         self.meta = meta
+        #: corpus → frames its sound is delayed by (negative: advanced) before use, so that a corpus
+        #: recorded with its own A/V offset is seen in sync (benchmarks/corpus_lag.py measures it)
+        self.audio_shifts: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -103,7 +106,13 @@ class TrainingSet:
 
     def audio_of(self, index: int) -> np.ndarray:
         clip = self.clips[index]
-        return self.audio[clip.start * SAMPLES_PER_FRAME : (clip.start + clip.n_frames) * SAMPLES_PER_FRAME]
+        sound = self.audio[clip.start * SAMPLES_PER_FRAME : (clip.start + clip.n_frames) * SAMPLES_PER_FRAME]
+        shift = self.audio_shifts.get(clip.corpus, 0.0)
+        if shift:
+            from .media import shift_audio
+
+            sound = shift_audio(sound, shift)
+        return sound
 
     def corpus_indices(self, corpus: str) -> list[int]:
         return [i for i, c in enumerate(self.clips) if c.corpus == corpus]

@@ -61,6 +61,8 @@ class TrainConfig:
     segment_frames: int = 24  # video frames per training segment → segment_frames - 4 windows
     max_shift: int = 15  # same-clip negatives up to this many frames away
     other_clip_negatives: bool = True  # also the other clips' audio at the same position
+    # "corpus=frames,…": delay (negative: advance) a corpus's sound by its measured own offset
+    corpus_audio_shift: str | None = None
     padding_negative: bool = True  # the zero embedding (the search's padding) as one more negative
     init_from: str | None = None  # start from these weights (a checkpoint or a run's best.pt/last.pt)
     lr: float = 1e-3
@@ -90,6 +92,24 @@ class TrainConfig:
             raise InvalidArgumentError("batch_clips must be at least 2 (other clips are the negatives)")
         if self.epochs < 1:
             raise InvalidArgumentError("epochs must be at least 1")
+        self.audio_shifts()  # refuse a malformed value before any work
+
+    def audio_shifts(self) -> dict[str, float]:
+        """``corpus_audio_shift`` as ``{corpus: frames}``."""
+        shifts = {}
+        for item in (self.corpus_audio_shift or "").split(","):
+            if not item.strip():
+                continue
+            corpus, _, value = item.partition("=")
+            try:
+                shifts[corpus.strip()] = float(value)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"--corpus-audio-shift: expected corpus=frames, e.g. lrc_ar=-0.67, got {item.strip()!r}"
+                ) from None
+            if corpus.strip() not in self.corpora:
+                raise InvalidArgumentError(f"--corpus-audio-shift: {corpus.strip()!r} is not a training corpus")
+        return shifts
 
 
 def model_config_for(config: TrainConfig):
@@ -393,6 +413,7 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
     if dataset is None:
         dataset = build_training_set(config.train_root, model_config, config.cache_dir, config.corpora,
                                      limit=config.limit, progress=config.progress)
+    dataset.audio_shifts = config.audio_shifts()
     split = split_by_speaker(dataset, config.val_fraction, seed=config.split_seed)
     # a segment needs one frame of audio beyond its video (see sample_batch)
     train_ids = [i for i in split.train if dataset.clips[i].n_frames > config.segment_frames]
@@ -610,6 +631,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "other_clip_negatives": "also use other clips' audio as negatives (else only time shifts)",
         "padding_negative": "also use the zero embedding (the offset search's padding) as a negative",
         "device": "torch device, e.g. cpu or cuda",
+        "corpus_audio_shift": "align corpora recorded off sync: corpus=frames,… delays (negative: advances) "
+                              "that corpus's sound (measure with benchmarks/corpus_lag.py)",
     }
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")

@@ -213,12 +213,32 @@ def test_learning_rate_warms_up_then_decays():
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(batch_clips=1), dict(epochs=0), dict(segment_frames=5), dict(model="huge")]
+    "bad",
+    [dict(batch_clips=1), dict(epochs=0), dict(segment_frames=5), dict(model="huge"),
+     dict(corpus_audio_shift="lrc_ar"), dict(corpus_audio_shift="lrc_ar=late"),
+     dict(corpus_audio_shift="voxceleb2=1")],
 )
 def test_bad_settings_are_user_errors(bad, tmp_path):
     with pytest.raises(InvalidArgumentError):
         config = TrainConfig(**bad)
         model_config_for(config)
+
+
+def test_corpus_audio_shift_moves_only_that_corpus_sound_at_sample_level():
+    from syncnet_fcn.media import shift_audio
+
+    dataset = synthetic_set(n_clips=4, corpora=("lrc_ar", "grid_s1"))
+    before = [dataset.audio_of(i).copy() for i in range(4)]
+    config = TrainConfig(corpus_audio_shift="lrc_ar=-0.67", corpora=("lrc_ar", "grid_s1"))
+    assert config.audio_shifts() == {"lrc_ar": -0.67}
+    dataset.audio_shifts = config.audio_shifts()
+    for i, clip in enumerate(dataset.clips):
+        if clip.corpus == "lrc_ar":
+            expected = shift_audio(before[i], -0.67)  # advanced by round(0.67 * 640) = 429 samples
+            np.testing.assert_array_equal(dataset.audio_of(i), expected)
+            np.testing.assert_array_equal(dataset.audio_of(i)[: -429], before[i][429:])
+        else:
+            np.testing.assert_array_equal(dataset.audio_of(i), before[i])
 
 
 def test_width_overrides_reach_the_model_config():
