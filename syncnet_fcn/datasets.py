@@ -77,6 +77,18 @@ class ClipEntry:
     track_start_frame: int  # where the track starts in the source video
 
 
+def parse_audio_shifts(text: str | None, option: str = "--corpus-audio-shift") -> dict[str, float]:
+    """``"lrc_ar=-0.67,grid_s1=0.92"`` → ``{"lrc_ar": -0.67, "grid_s1": 0.92}`` (frames per corpus)."""
+    shifts = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        corpus, _, value = item.partition("=")
+        try:
+            shifts[corpus.strip()] = float(value)
+        except ValueError:
+            raise InvalidArgumentError(f"{option}: expected corpus=frames, e.g. lrc_ar=-0.67, got {item!r}") from None
+    return shifts
+
+
 class TrainingSet:
     """The cached clips: ``frames[start:start+n]`` is a clip's model input, ``audio_of(i)`` its sound.
 

@@ -33,7 +33,14 @@ import torch.nn.functional as F
 
 from . import SAMPLES_PER_FRAME
 from .audio import mfcc, mfcc_windows
-from .datasets import CORPORA, TrainingSet, build_training_set, default_cache_dir, split_by_speaker
+from .datasets import (
+    CORPORA,
+    TrainingSet,
+    build_training_set,
+    default_cache_dir,
+    parse_audio_shifts,
+    split_by_speaker,
+)
 from .errors import InvalidArgumentError
 
 WINDOW_FRAMES = 5
@@ -96,19 +103,10 @@ class TrainConfig:
 
     def audio_shifts(self) -> dict[str, float]:
         """``corpus_audio_shift`` as ``{corpus: frames}``."""
-        shifts = {}
-        for item in (self.corpus_audio_shift or "").split(","):
-            if not item.strip():
-                continue
-            corpus, _, value = item.partition("=")
-            try:
-                shifts[corpus.strip()] = float(value)
-            except ValueError:
-                raise InvalidArgumentError(
-                    f"--corpus-audio-shift: expected corpus=frames, e.g. lrc_ar=-0.67, got {item.strip()!r}"
-                ) from None
-            if corpus.strip() not in self.corpora:
-                raise InvalidArgumentError(f"--corpus-audio-shift: {corpus.strip()!r} is not a training corpus")
+        shifts = parse_audio_shifts(self.corpus_audio_shift)
+        for corpus in shifts:
+            if corpus not in self.corpora:
+                raise InvalidArgumentError(f"--corpus-audio-shift: {corpus!r} is not a training corpus")
         return shifts
 
 
