@@ -372,14 +372,6 @@ def leave_one_corpus_out(
     return report
 
 
-__all__ = [
-    "BENCHMARK_SHIFTS", "CONTEXTS", "TOLERANCE", "IN_SYNC_CORPORA", "ShiftResult", "corpus_of", "own_offset",
-    "is_correct", "context_accuracy", "summarize_results", "summarize_by_corpus", "benchmark_summary",
-    "format_summary", "track_audio", "start_multi_audio", "read_shifted_copies", "main_track_index",
-    "evaluate_clip", "results_to_json", "subframe_minimum", "robust_bias", "leave_one_corpus_out",
-]
-
-
 # ----------------------------------------------------------------------------------------------------
 # reliability thresholds of an engine on its weights
 
@@ -389,6 +381,23 @@ def wrong_audio_partner(names: Sequence[str], index: int) -> int:
     corpus — clips of one corpus may share a speaker or a recording."""
     order = list(range(index + 1, len(names))) + list(range(index))
     return next((j for j in order if corpus_of(names[j]) != corpus_of(names[index])), order[0])
+
+
+def foreign_audio(audio: np.ndarray, n_samples: int) -> np.ndarray:
+    """Another clip's audio as the soundtrack of a track of ``n_samples``: repeated or cut to length."""
+    return np.resize(audio, n_samples).astype(np.int16)
+
+
+def wrong_pair_thresholds(true_conf: dict, wrong_conf: dict, wrong_frames: Sequence[np.ndarray]) -> dict:
+    """``reliable_confidence`` (the largest wrong-pair confidence), ``speaking_threshold`` (the 95th
+    percentile of wrong-pair per-frame confidences: a frame "speaks" when it beats 95 % of them) and
+    the share of true pairs that reach the first."""
+    threshold = float(max(wrong_conf.values()))
+    return {
+        "reliable_confidence": threshold,
+        "speaking_threshold": float(np.quantile(np.concatenate([np.asarray(f, float) for f in wrong_frames]), 0.95)),
+        "true_pairs_above_threshold": float(np.mean(np.array(list(true_conf.values())) >= threshold)),
+    }
 
 
 def measure_thresholds(engine, videos: Sequence[str | Path], max_offset: int = 15, progress=None) -> dict:
@@ -401,7 +410,7 @@ def measure_thresholds(engine, videos: Sequence[str | Path], max_offset: int = 1
     """
     from .crops import iter_track_crops
     from .media import load_audio
-    from .tracking import find_face_tracks
+    from .tracking import SHORTEST_TRACK_FRAMES, find_face_tracks
 
     items = []
     for path in map(Path, videos):
@@ -410,7 +419,7 @@ def measure_thresholds(engine, videos: Sequence[str | Path], max_offset: int = 1
             audio = load_audio(path)
         except Exception:  # unreadable or silent media says nothing about thresholds
             continue
-        tracks = [t for t in tracks if t.n_frames >= 6]
+        tracks = [t for t in tracks if t.n_frames >= SHORTEST_TRACK_FRAMES]
         if tracks:
             items.append((path, max(tracks, key=lambda t: t.n_frames), audio))
     if len(items) < 2:
@@ -420,21 +429,18 @@ def measure_thresholds(engine, videos: Sequence[str | Path], max_offset: int = 1
     for i, (path, track, audio) in enumerate(items):
         partner = items[wrong_audio_partner(names, i)]
         own = track_audio(audio, track.start_frame, track.n_frames)
-        foreign = np.resize(partner[2], len(own)).astype(np.int16)
+        foreign = foreign_audio(partner[2], len(own))
         scorer = start_multi_audio(engine, [own, foreign], track.n_frames, max_offset)
         for _track_id, _first, crops in iter_track_crops(path, [track], size=224):
             scorer.push(crops)
         right, wrong = scorer.finish()
         true_conf[path.name] = float(right.confidence)
         wrong_conf[f"{path.name} + audio of {partner[0].name}"] = float(wrong.confidence)
-        wrong_frames.append(np.asarray(wrong.per_frame_confidence, dtype=float))
+        wrong_frames.append(wrong.per_frame_confidence)
         if progress is not None:
             progress(i + 1, len(items))
-    threshold = float(max(wrong_conf.values()))
     return {
-        "reliable_confidence": threshold,
-        "speaking_threshold": float(np.quantile(np.concatenate(wrong_frames), 0.95)),
-        "true_pairs_above_threshold": float(np.mean(np.array(list(true_conf.values())) >= threshold)),
+        **wrong_pair_thresholds(true_conf, wrong_conf, wrong_frames),
         "how": "each video's longest face track read with its own audio and with another video's audio "
                "(next of another corpus, repeated or cut to length); reliable_confidence = the largest "
                "wrong-pair confidence, speaking_threshold = 95th percentile of wrong-pair per-frame "
@@ -442,3 +448,12 @@ def measure_thresholds(engine, videos: Sequence[str | Path], max_offset: int = 1
         "wrong_audio": wrong_conf,
         "true_audio": true_conf,
     }
+
+
+__all__ = [
+    "BENCHMARK_SHIFTS", "CONTEXTS", "TOLERANCE", "IN_SYNC_CORPORA", "ShiftResult", "corpus_of", "own_offset",
+    "is_correct", "context_accuracy", "summarize_results", "summarize_by_corpus", "benchmark_summary",
+    "format_summary", "track_audio", "start_multi_audio", "read_shifted_copies", "main_track_index",
+    "evaluate_clip", "results_to_json", "subframe_minimum", "robust_bias", "leave_one_corpus_out",
+    "wrong_audio_partner", "foreign_audio", "wrong_pair_thresholds", "measure_thresholds",
+]

@@ -554,9 +554,6 @@ def shift_audio(audio: np.ndarray, frames: float) -> np.ndarray:
     return out
 
 
-
-
-
 def track_audio(audio: np.ndarray, start_frame: int, n_frames: int) -> np.ndarray:
     """Samples of timeline frames ``start_frame … start_frame + n_frames − 1``, zero-padded past the end."""
     start, stop = start_frame * SAMPLES_PER_FRAME, (start_frame + n_frames) * SAMPLES_PER_FRAME

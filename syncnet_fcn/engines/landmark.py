@@ -572,7 +572,15 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
     corpus, repeated or cut to length), so that such pairs read unreliable; the true pairs'
     confidences are stored beside it.
     """
-    from ..evaluation import IN_SYNC_CORPORA, corpus_of, leave_one_corpus_out, robust_bias, wrong_audio_partner
+    from ..evaluation import (
+        IN_SYNC_CORPORA,
+        corpus_of,
+        foreign_audio,
+        leave_one_corpus_out,
+        robust_bias,
+        wrong_audio_partner,
+        wrong_pair_thresholds,
+    )
 
     models = models or load_models()
     # evidence: clips whose own offset is documented or that come from a research corpus in sync
@@ -591,17 +599,15 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
         true_conf[name] = float(score_track(lm, audio, max_offset, models, base, images).confidence)
         # the next clip of another corpus (syncnetfcn_test_offset* is syncnet_example, audio delayed)
         other = names[wrong_audio_partner(names, i)]
-        foreign = np.resize(samples[other][2], len(audio)).astype(np.int16)
+        foreign = foreign_audio(samples[other][2], len(audio))
         wrong = score_track(lm, foreign, max_offset, models, base, images)
         wrong_conf[f"{name} + audio of {other}"] = float(wrong.confidence)
         wrong_frames.append(wrong.per_frame_confidence)
-    threshold = float(max(wrong_conf.values()))
-    true_values = np.array(list(true_conf.values()))
+    thresholds = wrong_pair_thresholds(true_conf, wrong_conf, wrong_frames)
     return {
         "bias_frames": bias,
-        "reliable_confidence": threshold,
-        # a frame "speaks" when its window beats a typical offset more than 95 % of wrong-audio frames do
-        "speaking_threshold": float(np.quantile(np.concatenate(wrong_frames), 0.95)),
+        "reliable_confidence": thresholds["reliable_confidence"],
+        "speaking_threshold": thresholds["speaking_threshold"],
         "bias_measurement": {
             "how": "sub-frame minimum of the offset curve (parabola through the best offset and its "
                    "neighbours) minus the clip's own offset, on unshifted real clips with a known own "
@@ -616,7 +622,7 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
                    "percentile of those pairs' per-frame confidences",
             "wrong_audio": wrong_conf,
             "true_audio": true_conf,
-            "true_pairs_above_threshold": float(np.mean(true_values >= threshold)),
+            "true_pairs_above_threshold": thresholds["true_pairs_above_threshold"],
         },
     }
 
