@@ -23,12 +23,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from syncnet_fcn import SAMPLES_PER_FRAME  # noqa: E402
+from syncnet_fcn import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: E402
+from syncnet_fcn.engines.landmark import SPEECH_BAND_HZ  # noqa: E402
 from syncnet_fcn.mouth import EYE_OUTER_CORNERS  # noqa: E402
 
 CLIPS = REPO.parent / "shared" / "clips"
 MAX_LAG = 8
-SPEECH_BAND_HZ = (300.0, 3000.0)
 # the middle of the inner lips, upper and lower (mediapipe face mesh)
 INNER_LIP_MIDDLE = (13, 14)
 
@@ -46,7 +46,7 @@ def speech_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
     samples[:usable] = audio[:usable]
     frames = samples.reshape(n_frames, SAMPLES_PER_FRAME) * np.hanning(SAMPLES_PER_FRAME)
     spectrum = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    hz = np.fft.rfftfreq(SAMPLES_PER_FRAME, 1 / 16000)
+    hz = np.fft.rfftfreq(SAMPLES_PER_FRAME, 1 / AUDIO_SAMPLE_RATE)
     band = (hz > SPEECH_BAND_HZ[0]) & (hz < SPEECH_BAND_HZ[1])
     return np.log(spectrum[:, band].sum(axis=1) + 1e-6)
 
@@ -84,6 +84,7 @@ def corpus_reading(tracks: list[dict]) -> tuple[float, int]:
 def main(argv=None) -> int:
     from syncnet_fcn.engines.landmark import _cached_tracks
     from syncnet_fcn.evaluation import own_offset
+    from syncnet_fcn.media import videos_in
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="*", type=Path, help="folders of training videos (face crops or full frame)")
@@ -92,14 +93,13 @@ def main(argv=None) -> int:
     p.add_argument("--clips-dir", type=Path, default=CLIPS, help="reference: in-sync clips of this manifest")
     args = p.parse_args(argv)
 
-    suffixes = {".mp4", ".avi", ".mpg", ".mov", ".mkv"}
     results = {}
     manifest = json.loads((args.clips_dir / "manifest.json").read_text())
     in_sync = [args.clips_dir / e["file"] for e in manifest
                if e.get("real_or_generated") == "real" and own_offset(e["file"]) == 0]
     groups = [("in-sync evaluation clips", in_sync, False)]
-    groups += [(f.name, sorted(v for v in f.iterdir() if v.suffix.lower() in suffixes), True) for f in args.folders]
-    groups += [(f.name, sorted(v for v in f.iterdir() if v.suffix.lower() in suffixes), False) for f in args.tracked]
+    groups += [(f.name, videos_in(f), True) for f in args.folders]
+    groups += [(f.name, videos_in(f), False) for f in args.tracked]
     for name, videos, whole_frame in groups:
         tracks = [t for v in videos for t in _cached_tracks(v, args.cache, whole_frame)[:1]]
         reading, used = corpus_reading(tracks)

@@ -33,10 +33,12 @@ import torch
 
 from .audio import mfcc, mfcc_windows
 from .errors import InvalidArgumentError, WeightsError
+from .media import VIDEO_SUFFIXES
 
 CALIBRATION_SUFFIX = ".fcn-calibration.json"
 FORMAT_VERSION = 1
-MEDIA_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".m4v", ".wav", ".flac", ".mp3", ".m4a"}
+# speech for the audio-head refit may come from videos or from audio files
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | {".wav", ".flac", ".mp3", ".m4a"}
 
 #: progress(stage, fraction)
 ProgressCallback = Callable[[str, float], None]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import av
@@ -25,6 +26,9 @@ from av.video.reformatter import VideoReformatter
 
 from . import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME, TIMELINE_FPS
 from .errors import MediaError, NoAudioError, NoVideoStreamError
+
+#: file endings of the video containers the toolkit looks for in a folder
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".m4v"})
 
 # Demuxers that PyAV uses for still images: such a file opens as a one-frame "video".
 _IMAGE_FORMATS = {"image2", "image2pipe", "gif_pipe", "webp_pipe", "apng"}
@@ -563,6 +567,11 @@ def track_audio(audio: np.ndarray, start_frame: int, n_frames: int) -> np.ndarra
     return span
 
 
+def videos_in(folder: str | os.PathLike) -> list[Path]:
+    """The video files directly inside ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+
+
 def prefetched(items: Iterator, depth: int = 2) -> Iterator:
     """``items``, produced by a background thread up to ``depth`` ahead.
 
@@ -613,5 +622,5 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
             close()
 
 
-__all__ = ["MediaInfo", "TimelineFrame", "probe", "iter_timeline", "iter_frames", "load_audio", "shift_audio",
-           "rotate_frame", "prefetched"]
+__all__ = ["MediaInfo", "TimelineFrame", "VIDEO_SUFFIXES", "probe", "iter_timeline", "iter_frames", "load_audio",
+           "shift_audio", "rotate_frame", "videos_in", "prefetched"]

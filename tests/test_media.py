@@ -351,3 +351,12 @@ def test_video_without_audio_raises_no_audio(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(MediaError, match="not found"):
         probe(tmp_path / "nothing.mp4")
+
+
+def test_videos_in_lists_only_video_files_sorted(tmp_path):
+    from syncnet_fcn.media import videos_in
+
+    for name in ("b.MP4", "a.avi", "notes.txt", "speech.wav", "c.mpg"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "clips.mp4").mkdir()  # a folder named like a video is not one
+    assert [p.name for p in videos_in(tmp_path)] == ["a.avi", "b.MP4", "c.mpg"]

@@ -927,9 +927,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "fit":
-        suffixes = {".mp4", ".avi", ".mov", ".mpg", ".mkv", ".webm"}
-        videos = sorted(v for folder in args.folders for v in folder.iterdir() if v.suffix.lower() in suffixes)
-        tracked = sorted(v for folder in args.tracked for v in folder.iterdir() if v.suffix.lower() in suffixes)
+        from ..media import videos_in
+
+        videos = sorted(v for folder in args.folders for v in videos_in(folder))
+        tracked = sorted(v for folder in args.tracked for v in videos_in(folder))
         models = fit(videos, tracked, args.cache, steps=args.steps)
         models.save(MODEL_PATH)
         print(f"wrote {MODEL_PATH}: {models.provenance}")
