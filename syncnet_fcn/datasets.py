@@ -77,7 +77,7 @@ class ClipEntry:
     track_start_frame: int  # where the track starts in the source video
 
 
-def parse_audio_shifts(text: str | None, option: str = "--corpus-audio-shift") -> dict[str, float]:
+def parse_audio_shifts(text: str | None) -> dict[str, float]:
     """``"lrc_ar=-0.67,grid_s1=0.92"`` → ``{"lrc_ar": -0.67, "grid_s1": 0.92}`` (frames per corpus)."""
     shifts = {}
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
@@ -85,7 +85,9 @@ def parse_audio_shifts(text: str | None, option: str = "--corpus-audio-shift") -
         try:
             shifts[corpus.strip()] = float(value)
         except ValueError:
-            raise InvalidArgumentError(f"{option}: expected corpus=frames, e.g. lrc_ar=-0.67, got {item!r}") from None
+            raise InvalidArgumentError(
+                f"--corpus-audio-shift: expected corpus=frames, e.g. lrc_ar=-0.67, got {item!r}"
+            ) from None
     return shifts
 
 
