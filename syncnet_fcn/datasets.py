@@ -3,7 +3,7 @@
 The crops are cut by the toolkit's own code (``find_face_tracks`` → ``iter_track_crops`` →
 ``prepare_video``), so a model trained on the cache sees exactly what the engines show it at inference.
 Face detection over a few thousand clips costs minutes of CPU, so it runs once: every clip's main face
-track is reduced to the model's input (e.g. grey lower face at 48×96) and stored as ``uint8`` beside its
+track is reduced to the model's input (e.g. the grey mouth band at 64×128) and stored as ``uint8`` beside its
 16 kHz audio, in shards under a cache directory outside the repository.
 
 A clip's frames and audio share the 25 fps timeline: frame ``i`` of a clip goes with audio samples

@@ -61,6 +61,7 @@ class TrainConfig:
     video_widths: tuple[int, ...] | None = None
     audio_widths: tuple[int, ...] | None = None
     embedding_dim: int | None = None
+    region: str | None = None  # optional override of the member's face region ("face", "lower_face", "mouth")
     corpora: tuple[str, ...] = CORPORA
     limit: int | None = None  # first N clips per corpus (trials, tests)
     epochs: int = 12
@@ -119,7 +120,7 @@ def model_config_for(config: TrainConfig):
     members = {"light": SyncNetConfig.light, "official": SyncNetConfig.official}
     if config.model not in members:
         raise InvalidArgumentError(f"unknown model {config.model!r}: choose {' or '.join(members)}")
-    overrides = {k: getattr(config, k) for k in ("video_widths", "audio_widths", "embedding_dim")
+    overrides = {k: getattr(config, k) for k in ("video_widths", "audio_widths", "embedding_dim", "region")
                  if getattr(config, k) is not None}
     try:
         return dataclasses.replace(members[config.model](), **overrides)
@@ -418,6 +419,9 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
     val_ids = [i for i in split.val if dataset.clips[i].n_frames >= 2 * WINDOW_FRAMES + 1]
     if len(train_ids) < config.batch_clips:
         raise InvalidArgumentError(f"only {len(train_ids)} usable training clips for batches of {config.batch_clips}")
+    (run_dir / SPLIT_FILE).write_text(json.dumps({
+        "train": sorted(dataset.clips[i].name for i in train_ids),
+        "val": sorted(dataset.clips[i].name for i in val_ids)}) + "\n")
     steps_per_epoch = len(train_ids) // config.batch_clips
     total_steps = steps_per_epoch * config.epochs
 
@@ -437,6 +441,13 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
     else:
         if config.init_from:
             model.load_state_dict(_initial_weights(config.init_from, device))
+            seen = parent_training_clips(config.init_from)
+            leaked = sorted({dataset.clips[i].name for i in val_ids} & seen) if seen is not None else []
+            if leaked:
+                # a rebuilt cache (another region, more faces found) regroups the speakers: the new
+                # held-out set can hold clips the starting weights learned from
+                log.write(f"warning: {len(leaked)} of {len(val_ids)} validation clips were training clips of "
+                          f"{config.init_from}; validation is not held out for them")
             log.write(f"initialised from {config.init_from}")
         log.write(f"run {run_dir}: {json.dumps(asdict(config))}")
         log.write(f"data {json.dumps(dataset.summary())}; skipped {len(dataset.meta['skipped'])} clips")
@@ -514,6 +525,7 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
         "neutral_padding": {**padding, "fitted_on": f"{len(train_ids[::8])} training clips"},
         "val_clips": len(val_ids),
         "train_clips": len(train_ids),
+        "train_clip_names": sorted(dataset.clips[i].name for i in train_ids),
         "train_config": asdict(config),
         "history": history,
         "training_minutes": round(sum(r["seconds"] for r in history) / 60, 1),
@@ -529,6 +541,20 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
     out = export_checkpoint(model, model_config, config.output, meta, half=half)
     log.write(f"wrote {out} (sha256 {file_sha256(out)})")
     return out
+
+
+#: the run directory's record of which clips trained and which validated its weights
+SPLIT_FILE = "split.json"
+
+
+def parent_training_clips(path: str) -> set[str] | None:
+    """Names of the clips that trained the weights in ``path``, when known: from a shipped
+    checkpoint's meta, or from the ``split.json`` beside a run's ``best.pt``/``last.pt``."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    names = payload.get("meta", {}).get("train_clip_names") if isinstance(payload, dict) else None
+    if names is None and (Path(path).parent / SPLIT_FILE).exists():
+        names = json.loads((Path(path).parent / SPLIT_FILE).read_text())["train"]
+    return set(names) if names is not None else None
 
 
 def _initial_weights(path: str, device) -> dict:
@@ -629,6 +655,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "other_clip_negatives": "also use other clips' audio as negatives (else only time shifts)",
         "padding_negative": "also use the zero embedding (the offset search's padding) as a negative",
         "device": "torch device, e.g. cpu or cuda",
+        "region": "part of the face crop the model sees: face, lower_face or mouth (default: the member's)",
         "corpus_audio_shift": "align corpora recorded off sync: corpus=frames,… delays (negative: advances) "
                               "that corpus's sound (measure with benchmarks/corpus_lag.py)",
     }

@@ -89,7 +89,7 @@ def test_missing_corpus_is_a_user_error(tmp_path):
 
 
 def test_input_key_names_the_layout():
-    assert input_key(SyncNetConfig.light()) == "lower_face_1x64x128"
+    assert input_key(SyncNetConfig.light()) == "mouth_1x64x128"
     assert input_key(SyncNetConfig.official()) == "face_3x224x224"
 
 

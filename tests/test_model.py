@@ -113,17 +113,34 @@ def test_prepare_video_official_is_raw_bgr():
     np.testing.assert_array_equal(tensor[0, :, 2].permute(1, 2, 0).numpy(), crops[2].astype(np.float32))
 
 
-def test_prepare_video_light_is_grey_lower_face():
+def test_prepare_video_lower_face_region_is_the_bottom_half():
+    import dataclasses
+
     import cv2
 
     rng = np.random.default_rng(1)
     crops = rng.integers(0, 256, size=(3, 224, 224, 3), dtype=np.uint8)
-    crops[:, :112] = 0  # the upper half must not reach the light member
-    config = SyncNetConfig.light()
+    crops[:, :112] = 0  # the upper half must not reach a lower_face member
+    config = dataclasses.replace(SyncNetConfig.light(), region="lower_face")
     tensor = prepare_video(crops, config)
     assert tensor.shape == (1, 1, 3, 64, 128)
     lower = cv2.resize(cv2.cvtColor(crops[0, 112:], cv2.COLOR_BGR2GRAY), (128, 64), interpolation=cv2.INTER_AREA)
     np.testing.assert_allclose(tensor[0, 0, 0].numpy() * 255, lower, atol=1.5)
+
+
+def test_prepare_video_light_is_the_grey_mouth_band():
+    import cv2
+
+    rng = np.random.default_rng(2)
+    crops = rng.integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
+    config = SyncNetConfig.light()
+    tensor = prepare_video(crops, config)
+    assert tensor.shape == (1, 1, 2, 64, 128)
+    # rows 0.3–0.75 and columns 0.05–0.95 of the 224 crop: 67:168, 11:213
+    band = cv2.resize(cv2.cvtColor(crops[1, 67:168, 11:213], cv2.COLOR_BGR2GRAY), (128, 64), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(tensor[0, 0, 1].numpy() * 255, band, atol=1.5)
+    crops[:, 67:168, 11:213] = 0  # outside the band must not reach the model
+    assert float(prepare_video(crops, config).abs().max()) == 0.0
 
 
 def test_config_round_trip():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -313,6 +315,25 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     for key, value in a.items():
         if not any(part in key for part in moved):
             assert torch.equal(value, b[key]), key
+
+
+def test_fine_tuning_warns_when_validation_holds_the_starting_weights_training_clips(tmp_path):
+    data = synthetic_set(n_clips=12)
+    first = train(run_config(tmp_path / "a", epochs=1, fp16=False), dataset=data)
+    split = json.loads((tmp_path / "a" / "run" / "split.json").read_text())
+    assert torch.load(first, weights_only=True)["meta"]["train_clip_names"] == split["train"]
+    same = train(run_config(tmp_path / "b", epochs=1, fp16=False, init_from=str(first)), dataset=data)
+    assert "warning" not in (tmp_path / "b" / "run" / "train.log").read_text()
+    # another split seed holds out other clips, some of which trained the starting weights; a run's
+    # best.pt finds them through the split.json beside it
+    for k, start in enumerate((str(first), str(tmp_path / "b" / "run" / "best.pt"))):
+        run = tmp_path / f"c{k}"
+        train(run_config(run, epochs=1, fp16=False, init_from=start, split_seed=3), dataset=data)
+        new_val = json.loads((run / "run" / "split.json").read_text())["val"]
+        leaked = len(set(new_val) & set(split["train"]))
+        assert leaked > 0
+        assert f"warning: {leaked} of {len(new_val)} validation clips" in (run / "run" / "train.log").read_text()
+    assert same.exists()
 
 
 @pytest.mark.slow
