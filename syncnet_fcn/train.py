@@ -419,9 +419,9 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
     val_ids = [i for i in split.val if dataset.clips[i].n_frames >= 2 * WINDOW_FRAMES + 1]
     if len(train_ids) < config.batch_clips:
         raise InvalidArgumentError(f"only {len(train_ids)} usable training clips for batches of {config.batch_clips}")
+    train_names = sorted(dataset.clips[i].name for i in train_ids)
     (run_dir / SPLIT_FILE).write_text(json.dumps({
-        "train": sorted(dataset.clips[i].name for i in train_ids),
-        "val": sorted(dataset.clips[i].name for i in val_ids)}) + "\n")
+        "train": train_names, "val": sorted(dataset.clips[i].name for i in val_ids)}) + "\n")
     steps_per_epoch = len(train_ids) // config.batch_clips
     total_steps = steps_per_epoch * config.epochs
 
@@ -440,13 +440,13 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
         log.write(f"resumed from {state_path} after epoch {state['epoch'] + 1}")
     else:
         if config.init_from:
-            model.load_state_dict(_initial_weights(config.init_from, device))
-            seen = parent_training_clips(config.init_from)
-            leaked = sorted({dataset.clips[i].name for i in val_ids} & seen) if seen is not None else []
+            weights, seen = _initial_weights(config.init_from, device)
+            model.load_state_dict(weights)
+            leaked = len({dataset.clips[i].name for i in val_ids} & seen) if seen is not None else 0
             if leaked:
                 # a rebuilt cache (another region, more faces found) regroups the speakers: the new
                 # held-out set can hold clips the starting weights learned from
-                log.write(f"warning: {len(leaked)} of {len(val_ids)} validation clips were training clips of "
+                log.write(f"warning: {leaked} of {len(val_ids)} validation clips were training clips of "
                           f"{config.init_from}; validation is not held out for them")
             log.write(f"initialised from {config.init_from}")
         log.write(f"run {run_dir}: {json.dumps(asdict(config))}")
@@ -525,7 +525,7 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
         "neutral_padding": {**padding, "fitted_on": f"{len(train_ids[::8])} training clips"},
         "val_clips": len(val_ids),
         "train_clips": len(train_ids),
-        "train_clip_names": sorted(dataset.clips[i].name for i in train_ids),
+        "train_clip_names": train_names,
         "train_config": asdict(config),
         "history": history,
         "training_minutes": round(sum(r["seconds"] for r in history) / 60, 1),
@@ -547,26 +547,22 @@ def train(config: TrainConfig, dataset: TrainingSet | None = None) -> Path:
 SPLIT_FILE = "split.json"
 
 
-def parent_training_clips(path: str) -> set[str] | None:
-    """Names of the clips that trained the weights in ``path``, when known: from a shipped
-    checkpoint's meta, or from the ``split.json`` beside a run's ``best.pt``/``last.pt``."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    names = payload.get("meta", {}).get("train_clip_names") if isinstance(payload, dict) else None
-    if names is None and (Path(path).parent / SPLIT_FILE).exists():
-        names = json.loads((Path(path).parent / SPLIT_FILE).read_text())["train"]
-    return set(names) if names is not None else None
-
-
-def _initial_weights(path: str, device) -> dict:
-    """A state dict from a shipped checkpoint, a run's ``best.pt``/``last.pt``, or a bare state dict."""
+def _initial_weights(path: str, device) -> tuple[dict, set[str] | None]:
+    """``(state dict, names of the clips that trained it or None)`` from a shipped checkpoint (names
+    in its meta), a run's ``best.pt``/``last.pt`` (names in the ``split.json`` beside it), or a bare
+    state dict."""
     if not Path(path).is_file():
         raise InvalidArgumentError(f"--init-from: no such file {path}")
     payload = torch.load(path, map_location=device, weights_only=False)
+    names = payload.get("meta", {}).get("train_clip_names") if isinstance(payload, dict) else None
+    if names is None and (Path(path).parent / SPLIT_FILE).exists():
+        names = json.loads((Path(path).parent / SPLIT_FILE).read_text())["train"]
     for key in ("model", "state_dict"):
         if isinstance(payload, dict) and isinstance(payload.get(key), dict):
             payload = payload[key]
             break
-    return {k: v.float() if v.is_floating_point() else v for k, v in payload.items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload.items()}
+    return state, (set(names) if names is not None else None)
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
