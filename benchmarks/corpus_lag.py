@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from syncnet_fcn import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: E402
+from syncnet_fcn.datasets import MIN_TRACK_FRAMES  # noqa: E402
 from syncnet_fcn.engines.landmark import SPEECH_BAND_HZ  # noqa: E402
 from syncnet_fcn.mouth import EYE_OUTER_CORNERS  # noqa: E402
 
@@ -68,7 +69,7 @@ def corpus_reading(tracks: list[dict]) -> tuple[float, int]:
     total, used = np.zeros(2 * MAX_LAG + 1), 0
     for track in tracks:
         lm = track["landmarks"]
-        if len(lm) < 20 or not np.isfinite(lm).all():
+        if len(lm) < MIN_TRACK_FRAMES or not np.isfinite(lm).all():
             continue  # a lost mesh frame would break the series
         total += lag_curve(lip_opening(lm), speech_energy(track["audio"], len(lm)))
         used += 1
@@ -82,7 +83,7 @@ def corpus_reading(tracks: list[dict]) -> tuple[float, int]:
 
 
 def main(argv=None) -> int:
-    from syncnet_fcn.engines.landmark import _cached_tracks
+    from syncnet_fcn.engines.landmark import cached_tracks
     from syncnet_fcn.evaluation import own_offset
     from syncnet_fcn.media import videos_in
 
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     groups += [(f.name, videos_in(f), True) for f in args.folders]
     groups += [(f.name, videos_in(f), False) for f in args.tracked]
     for name, videos, whole_frame in groups:
-        tracks = [t for v in videos for t in _cached_tracks(v, args.cache, whole_frame)[:1]]
+        tracks = [t for v in videos for t in cached_tracks(v, args.cache, whole_frame)[:1]]
         reading, used = corpus_reading(tracks)
         results[name] = {"reading_frames": round(reading, 2), "tracks": used}
     reference = results["in-sync evaluation clips"]["reading_frames"]

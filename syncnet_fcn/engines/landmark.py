@@ -801,7 +801,7 @@ def track_landmarks(video, whole_frame: bool = False) -> list[dict]:
     return out
 
 
-def _cached_tracks(video: Path, cache: Path | None, whole_frame: bool) -> list[dict]:
+def cached_tracks(video: Path, cache: Path | None, whole_frame: bool) -> list[dict]:
     """:func:`track_landmarks`, remembered in ``cache`` as ``<folder>/<video name>.npz`` (keys
     ``lm_i``, ``roi_i``, ``audio_i``, ``start_i`` per track)."""
     path = None if cache is None else cache / video.parent.name / f"{video.name}.npz"
@@ -828,14 +828,14 @@ def fit(cropped: list[Path], tracked: list[Path] = (), cache: Path | None = None
     face crops already (every frame is the face), ``tracked`` ones go through face detection and
     tracking. Lip contours and mouth images err on different clips, and nets of different seeds on
     different frames: averaged, their scores err less."""
-    from ..datasets import EVALUATION_DUPLICATES
+    from ..datasets import EVALUATION_DUPLICATES, MIN_TRACK_FRAMES as MIN_TRAINING_TRACK_FRAMES
 
     tracks = []
     videos = [(v, True) for v in cropped] + [(v, False) for v in tracked]
     # a training clip that is the same recording as an evaluation clip would leak into the benchmark
     videos = [(v, w) for v, w in videos if f"{v.parent.name}/{v.stem}" not in EVALUATION_DUPLICATES]
     for i, (video, whole_frame) in enumerate(videos):
-        tracks += [t for t in _cached_tracks(video, cache, whole_frame) if len(t["landmarks"]) >= 20]
+        tracks += [t for t in cached_tracks(video, cache, whole_frame) if len(t["landmarks"]) >= MIN_TRAINING_TRACK_FRAMES]
         if log and i % 200 == 0:
             log(f"face mesh {i}/{len(videos)}")
     provenance = {"videos": sorted({v.parent.name for v, _ in videos}), "net_steps": steps, "members": []}
@@ -896,7 +896,7 @@ def calibration_samples(clips_dir: Path, cache: Path | None = None, log=print) -
         if entry.get("real_or_generated") != "real" or not path.exists():
             continue
         try:
-            tracks = _cached_tracks(path, cache, whole_frame=False)
+            tracks = cached_tracks(path, cache, whole_frame=False)
         except SyncNetError as exc:
             log(f"{entry['file']}: {exc.message}")
             continue
