@@ -34,3 +34,31 @@ def test_reading_moves_by_a_sample_level_audio_delay_on_a_real_clip(clip):
     for delay in (-4, 2.5, 5):
         moved, _ = corpus_reading([{"landmarks": landmarks, "audio": shift_audio(span, delay)}])
         assert abs((base - moved) - delay) <= 0.6, (delay, base, moved)
+
+
+def test_own_offsets_contests_a_clip_only_when_the_measures_agree_on_another_offset():
+    from own_offsets import is_contested
+
+    assert is_contested([-1.7, -1.95, -2.7])  # three measures, two frames early
+    assert not is_contested([-1.7, -1.95, +7.0])  # one measure disagrees: no consensus
+    assert not is_contested([+1.2, +1.27, +1.1])  # consensus, but a ±1 reading of 0 still counts
+    assert not is_contested([-2.0, float("nan")])  # a missing reading decides nothing
+    assert not is_contested([-2.0])  # one measure is not a consensus
+
+
+def test_own_offsets_rescores_accuracy_without_contested_clips(tmp_path):
+    import json
+
+    from own_offsets import accuracy_without
+
+    def row(clip, correct, generated=False, expected=0):
+        return {"clip": clip, "generated": generated, "expected": expected, "offset": 0, "correct": correct,
+                "context_correct": {"50": 1.0 if correct else 0.5}}
+
+    results = [row("a", True), row("a", True), row("b", False), row("b", False), row("c", True),
+               row("g", False, generated=True), row("c", False, expected=None)]
+    path = tmp_path / "acc.json"
+    path.write_text(json.dumps({"engine": "landmark", "weights": None, "results": results}))
+    r = accuracy_without(path, {"b"})
+    assert r["all"] == {"n": 5, "accuracy": 0.6, "context": {"50": 0.8}}
+    assert r["without_contested"] == {"n": 3, "accuracy": 1.0, "context": {"50": 1.0}}
