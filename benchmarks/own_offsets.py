@@ -57,11 +57,12 @@ def read_clip(pipe, video: Path, cache: Path | None) -> dict:
     """Sub-frame readings of the unshifted clip: one per engine and the model-free one."""
     from syncnet_fcn.engines.landmark import cached_tracks
 
+    face_tracks = pipe.find_tracks(video)  # found once, for the engines and the model-free measure
     readings = {}
-    for name, report in pipe.analyze(video).items():
+    for name, report in pipe.analyze(video, tracks=face_tracks).items():
         main = report.main
         readings[name] = None if main is None else subframe_minimum(main.sync.offset_curve, main.sync.offsets)
-    tracks = cached_tracks(video, cache, whole_frame=False)
+    tracks = cached_tracks(video, cache, whole_frame=False, face_tracks=face_tracks)
     longest = max(tracks, key=lambda t: len(t["landmarks"]), default=None)
     value = corpus_reading([longest])[0] if longest is not None else float("nan")
     readings[MODEL_FREE] = None if not np.isfinite(value) else value
@@ -110,9 +111,8 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.clips_dir / 'manifest.json'}: {exc}", file=sys.stderr)
         return 2
-    names = [e["file"] for e in manifest if e.get("real_or_generated") == "real" and own_offset(e["file"]) is not None]
-    if args.clips:
-        names = [n for n in names if n in set(args.clips)]
+    presumed = {e["file"]: own_offset(e["file"]) for e in manifest if e.get("real_or_generated") == "real"}
+    names = [n for n, offset in presumed.items() if offset is not None and (not args.clips or n in args.clips)]
     try:
         pipe = SyncPipeline(engines=args.engines, weights=args.weights)
     except SyncNetError as exc:
@@ -127,24 +127,24 @@ def main(argv=None) -> int:
     print(f"{'clip':36s} {'corpus':16s} {'presumed':>8s} " + " ".join(f"{m:>10s}" for m in measures) + "  contested")
     rows = []
     for name in names:
-        presumed = own_offset(name)
         try:
             readings = read_clip(pipe, args.clips_dir / name, args.cache)
         except SyncNetError as exc:
             print(f"{name}: {exc.message}", file=sys.stderr)
             continue
-        deviations = [np.nan if readings[m] is None else readings[m] - presumed for m in measures]
-        contested = is_contested(deviations)
-        rows.append({"clip": name, "corpus": corpus_of(name), "presumed": presumed,
-                     "readings": readings, "contested": contested})
+        deviations = {m: None if readings[m] is None else readings[m] - presumed[name] for m in measures}
+        contested = is_contested([np.nan if d is None else d for d in deviations.values()])
+        rows.append({"clip": name, "corpus": corpus_of(name), "presumed": presumed[name], "readings": readings,
+                     "deviations": deviations, "contested": contested})
         cells = " ".join(f"{'-' if readings[m] is None else f'{readings[m]:+.2f}':>10s}" for m in measures)
-        print(f"{name:36s} {corpus_of(name):16s} {presumed:+8d} {cells}  {'yes' if contested else ''}", flush=True)
+        print(f"{name:36s} {corpus_of(name):16s} {presumed[name]:+8d} {cells}  {'yes' if contested else ''}",
+              flush=True)
 
     contested = sorted(r["clip"] for r in rows if r["contested"])
     print(f"\ncontested: {len(contested)} of {len(rows)} clips presumed in sync: {', '.join(contested) or 'none'}")
     # do two engines err on the same clips? (deviations, so that known offsets do not make them agree)
-    deviations = np.array([[r["readings"][e] - r["presumed"] for e in args.engines] for r in rows
-                           if all(r["readings"][e] is not None for e in args.engines)], dtype=float)
+    deviations = np.array([[r["deviations"][e] for e in args.engines] for r in rows], dtype=float)
+    deviations = deviations[np.isfinite(deviations).all(axis=1)]
     agreement = None
     if len(args.engines) >= 2 and len(deviations) >= 3:
         # rank correlation: one engine's failure on one clip (a reading far off) must not decide it

@@ -761,11 +761,12 @@ class LandmarkEngine(SyncEngine):
 # building the stored files: python -m syncnet_fcn.engines.landmark fit | calibrate
 
 
-def track_landmarks(video, whole_frame: bool = False) -> list[dict]:
+def track_landmarks(video, whole_frame: bool = False, face_tracks=None) -> list[dict]:
     """``[{"landmarks", "mouth_images", "audio", "start"}]`` for the face tracks of ``video``.
 
     ``whole_frame`` treats every frame as the face crop (for training footage that is cropped
-    already), skipping detection and tracking.
+    already), skipping detection and tracking; ``face_tracks`` are tracks found already (a pipeline's),
+    so that they are not searched for again.
     """
     import cv2
 
@@ -784,7 +785,7 @@ def track_landmarks(video, whole_frame: bool = False) -> list[dict]:
         return [{"landmarks": landmarks, "mouth_images": images, "audio": track_audio(audio, 0, len(landmarks)), "start": 0}]
     from ..tracking import find_face_tracks
 
-    tracks = find_face_tracks(video)
+    tracks = find_face_tracks(video) if face_tracks is None else face_tracks
     meshes = {t.track_id: FaceMeshTracker() for t in tracks}
     chunks: dict[int, list] = {t.track_id: [] for t in tracks}
     for track_id, _first, crops in iter_track_crops(video, tracks, size=224):
@@ -801,7 +802,7 @@ def track_landmarks(video, whole_frame: bool = False) -> list[dict]:
     return out
 
 
-def cached_tracks(video: Path, cache: Path | None, whole_frame: bool) -> list[dict]:
+def cached_tracks(video: Path, cache: Path | None, whole_frame: bool, face_tracks=None) -> list[dict]:
     """:func:`track_landmarks`, remembered in ``cache`` as ``<folder>/<video name>.npz`` (keys
     ``lm_i``, ``roi_i``, ``audio_i``, ``start_i`` per track)."""
     path = None if cache is None else cache / video.parent.name / f"{video.name}.npz"
@@ -810,7 +811,7 @@ def cached_tracks(video: Path, cache: Path | None, whole_frame: bool) -> list[di
         count = len([k for k in data if k.startswith("lm_")])
         return [{"landmarks": data[f"lm_{i}"], "mouth_images": data[f"roi_{i}"], "audio": data[f"audio_{i}"],
                  "start": int(data[f"start_{i}"])} for i in range(count)]
-    tracks = track_landmarks(video, whole_frame)
+    tracks = track_landmarks(video, whole_frame, face_tracks)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {}
