@@ -13,7 +13,10 @@ from syncnet_fcn.engines.landmark import (
     CALIBRATION_PATH,
     LandmarkEngine,
     audio_frame_features,
+    frame_scores,
+    heard_frames,
     landmark_available,
+    load_models,
     load_calibration,
     local_confidence,
     score_track,
@@ -247,7 +250,36 @@ def test_per_frame_confidence_is_judged_at_the_tracks_offset():
 def test_silence_is_flagged_unreliable(clip):
     landmarks, _, _ = clip_landmarks(clip("grid_sbwe5n.mpg"))
     sync = read(clip("grid_sbwe5n.mpg"), np.zeros(640 * len(landmarks), np.int16))
-    assert not sync.reliable and "no reliable sync" in sync.note
+    assert not sync.reliable and "no reliable sync" in sync.note and "digital silence" in sync.note
+    assert sync.min_dist is None
+
+
+def test_heard_frames_tell_missing_audio_from_a_quiet_room():
+    rng = np.random.default_rng(0)
+    audio = rng.integers(-1, 2, 640 * 10).astype(np.int16)  # ±1 LSB: quiet, but there
+    audio[640 * 3 : 640 * 6] = 0
+    audio[640 * 3 + 5] = 1  # one sample of sound keeps frame 3
+    heard = heard_frames(audio[: 640 * 9 + 100], 11)  # ends inside frame 9; frame 10 has no samples
+    assert heard.tolist() == [True] * 4 + [False, False] + [True] * 4 + [False]
+
+
+def test_digital_silence_is_scored_like_audio_beyond_the_track(clip):
+    """A muted stretch says nothing about sync: every pair that hears it scores a typical 0 (as pairs
+    beyond the track's ends do), not a quiet frame's match with closed lips."""
+    landmarks, images, audio, track = clip_observations(clip("lrs2_deepavsr_00024.mp4"))
+    span = track_span(audio, track).copy()
+    muted = slice(40, 70)
+    span[muted.start * 640 : muted.stop * 640] = 0
+    scores, _ = frame_scores(landmarks, span, MAX_OFFSET, load_models(), 0.0, images)
+    frames = np.arange(len(landmarks))
+    for k, offset in enumerate(range(MAX_OFFSET, -MAX_OFFSET - 1, -1)):
+        hears_muted = (frames - offset >= muted.start) & (frames - offset < muted.stop)
+        assert np.all(scores[hears_muted, k] == 0), offset
+        assert np.count_nonzero(scores[~hears_muted & (frames - offset >= 0) & (frames - offset < len(frames)), k]) > 0
+    # the rest of the track still reads the clip's own offset, also with the audio delayed around the gap
+    for shift in (0, 7):
+        sync = score_track(landmarks, shift_audio(span, shift), MAX_OFFSET, mouth_images=images)
+        assert abs(sync.offset_frames - (own_offset("lrs2_deepavsr_00024.mp4") - shift)) <= 1, shift
 
 
 def test_no_face_mesh_gives_no_reading_instead_of_an_offset():

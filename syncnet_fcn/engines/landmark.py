@@ -20,8 +20,10 @@ Per face track:
      the cosine similarity of lip and sound embeddings peaks at the true alignment against ±8 frames;
 
    every model's per-frame scores are centred and scaled over the track (so they add fairly) and
-   averaged. A pair whose audio lies beyond the track counts as a typical pair (score 0), as SyncNet's
-   zero padding does, so that barely-overlapping extreme offsets cannot win by noise;
+   averaged. A pair whose audio lies beyond the track, or is digital silence (:func:`heard_frames`:
+   audio that is not there, such as the gap a shifted or late-starting track leaves), counts as a
+   typical pair (score 0), as SyncNet's zero padding does, so that barely-overlapping extreme offsets
+   cannot win by noise;
 4. ``dists = −score`` averaged over 5-frame windows gives the usual ``(windows, 2*max_offset+1)``
    matrix and :func:`syncnet_fcn.scoring.summarize` the offset, confidence and the rest. Offsets are
    corrected by the calibrated lead of lips over sound (:func:`calibrate`), applied as a sub-frame
@@ -72,7 +74,7 @@ CCA_AUDIO_CONTEXT = 2
 # Sync distances are judged over 5-frame windows, like SyncNet's.
 WINDOW_FRAMES = 5
 MIN_TRACK_FRAMES = WINDOW_FRAMES + 1
-# Fewer frames with a face mesh than this and nothing can be said.
+# Fewer frames with a face mesh (or with sound) than this and nothing can be said.
 MIN_MESH_FRAMES = 10
 
 
@@ -132,6 +134,23 @@ def _standardize(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return ((x - ref.mean(axis=0)) / (ref.std(axis=0) + 1e-6)).astype(np.float32)
 
 
+def heard_frames(audio: np.ndarray, n_frames: int) -> np.ndarray:
+    """``(n_frames,)`` whether each frame has any sound at all.
+
+    A frame of exact digital zeros is not a quiet room, whose noise floor never reads exactly 0: it is
+    audio that is not there — a stream that starts late or ends early, a muted edit, the gap left by
+    shifting a track. Paired with moving or closed lips it says nothing about sync, so it is scored
+    like audio beyond the track's ends.
+    """
+    samples = np.asarray(audio).reshape(-1)[: n_frames * SAMPLES_PER_FRAME]
+    heard = np.zeros(n_frames, dtype=bool)
+    full = len(samples) // SAMPLES_PER_FRAME
+    heard[:full] = np.any(samples[: full * SAMPLES_PER_FRAME].reshape(full, SAMPLES_PER_FRAME) != 0, axis=1)
+    if full < n_frames and len(samples) > full * SAMPLES_PER_FRAME:
+        heard[full] = np.any(samples[full * SAMPLES_PER_FRAME :] != 0)
+    return heard
+
+
 @dataclass
 class TrackFeatures:
     """One track's standardised model inputs. Standardising per track removes the speaker (lip size,
@@ -141,6 +160,7 @@ class TrackFeatures:
     mouth: np.ndarray  # (n, d); zero rows where the mesh failed
     valid: np.ndarray  # (n,) mesh found
     pad: int
+    heard: np.ndarray | None = None  # (n + 2*pad,) audio row has sound (False in the padding); None: all
 
     @classmethod
     def build(cls, mouth: np.ndarray, valid: np.ndarray, audio: np.ndarray, pad: int) -> TrackFeatures:
@@ -148,10 +168,12 @@ class TrackFeatures:
         audio_feats = audio_frame_features(audio, n, pad)
         real = np.zeros(len(audio_feats), dtype=bool)
         real[pad : pad + n] = True
+        heard = np.zeros(len(audio_feats), dtype=bool)
+        heard[pad : pad + n] = heard_frames(audio, n)
         mouth_z = np.zeros(mouth.shape, dtype=np.float32)
         if valid.any():
             mouth_z[valid] = _standardize(mouth[valid].astype(np.float64), np.ones(int(valid.sum()), bool))
-        return cls(_standardize(audio_feats, real), mouth_z, valid, pad)
+        return cls(_standardize(audio_feats, real), mouth_z, valid, pad, heard)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -183,7 +205,7 @@ def cca_scores(cca: dict, feats: TrackFeatures, max_offset: int) -> np.ndarray:
     v = (feats.mouth - cca["mouth_mean"]) @ cca["mouth_proj"]
     rho = np.asarray(cca["rho"])
     weights = rho / (1 - rho**2)
-    return _shifted_products(u, v * (weights / weights.sum()), feats.pad, max_offset)
+    return _shifted_products(u, v * (weights / weights.sum()), feats.pad, max_offset, feats.heard)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -250,7 +272,7 @@ def net_scores(net, feats: TrackFeatures, max_offset: int) -> np.ndarray:
     with torch.no_grad(), _one_torch_thread():
         a = net.embed_audio(torch.from_numpy(feats.audio)[None])[0].numpy()
         v = net.embed_mouth(torch.from_numpy(feats.mouth)[None])[0].numpy()
-    return _shifted_products(a, v, feats.pad, max_offset)
+    return _shifted_products(a, v, feats.pad, max_offset, feats.heard)
 
 
 def train_net(tracks: list[TrackFeatures], steps: int = 5000, max_shift: int = 8, clip_frames: int = 31,
@@ -310,10 +332,12 @@ def _train_steps(net, tracks, steps, max_shift, clip_frames, batch, lr, rng, log
 # from per-frame scores to the distance matrix
 
 
-def _shifted_products(audio_vecs: np.ndarray, mouth_vecs: np.ndarray, pad: int, max_offset: int) -> np.ndarray:
+def _shifted_products(audio_vecs: np.ndarray, mouth_vecs: np.ndarray, pad: int, max_offset: int,
+                      heard: np.ndarray | None = None) -> np.ndarray:
     """``out[i, k] = <mouth_vecs[i], audio_vecs[i - offset + pad]>`` with offset = max_offset − k.
 
-    Pairs whose audio frame lies outside the track (``i - offset`` not in ``[0, n)``) are NaN.
+    Pairs whose audio frame lies outside the track (``i - offset`` not in ``[0, n)``) or, given
+    ``heard`` (per audio row), has no sound are NaN.
     """
     n = len(mouth_vecs)
     if pad < max_offset:
@@ -323,7 +347,10 @@ def _shifted_products(audio_vecs: np.ndarray, mouth_vecs: np.ndarray, pad: int, 
     for k in range(2 * max_offset + 1):
         audio_frame = frames - (max_offset - k)
         out[:, k] = np.einsum("ij,ij->i", mouth_vecs, audio_vecs[audio_frame + pad])
-        out[(audio_frame < 0) | (audio_frame >= n), k] = np.nan
+        missing = (audio_frame < 0) | (audio_frame >= n)
+        if heard is not None:
+            missing |= ~heard[np.clip(audio_frame + pad, 0, len(heard) - 1)]
+        out[missing, k] = np.nan
     return out
 
 
@@ -490,6 +517,9 @@ def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
     mesh_frames = int(np.isfinite(landmarks).all(axis=(1, 2)).sum())
     if mesh_frames < MIN_MESH_FRAMES:
         return _no_reading(n, max_offset, f"the face mesh found this face on only {mesh_frames} of {n} frames")
+    heard = int(heard_frames(audio, n).sum())
+    if heard < MIN_MESH_FRAMES:
+        return _no_reading(n, max_offset, f"the audio is digital silence on {n - heard} of this track's {n} frames")
     scores, _ = frame_scores(landmarks, audio, max_offset, models, calibration["bias_frames"], mouth_images)
     sync = summarize(window_distances(scores), max_offset, n_frames=n)
     sync.per_frame_confidence = local_confidence(sync.dists, n, offset_index=max_offset - sync.offset_frames)
