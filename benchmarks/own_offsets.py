@@ -80,6 +80,11 @@ def accuracy_without(accuracy_json: Path, contested: set[str]) -> dict:
         if contexts:
             out["context"] = {k: float(np.mean([r["context_correct"][k] for r in rows if k in r["context_correct"]]))
                               for k in contexts}
+        judged = [r for r in rows if r.get("reliable") is not None]
+        if judged:
+            trusted = [r["correct"] for r in judged if r["reliable"]]
+            out["flagged_reliable"] = len(trusted) / len(judged)
+            out["accuracy_if_reliable"] = float(np.mean(trusted)) if trusted else None
         return out
 
     return {
@@ -157,8 +162,12 @@ def main(argv=None) -> int:
         rescored.append(r | {"file": str(path)})
         for label, rates in (("all", r["all"]), ("without the contested clips", r["without_contested"])):
             contexts = ", ".join(f"K={k} {100 * v:.1f} %" for k, v in rates.get("context", {}).items())
+            trusted = ""
+            if rates.get("accuracy_if_reliable") is not None:
+                trusted = (f"; flagged reliable {100 * rates['flagged_reliable']:.1f} %, of those right "
+                           f"{100 * rates['accuracy_if_reliable']:.1f} %")
             print(f"{path.name}: {r['engine']}, {label}: clip level {100 * rates['accuracy']:.1f} % of "
-                  f"{rates['n']} copies{'; ' + contexts if contexts else ''}")
+                  f"{rates['n']} copies{'; ' + contexts if contexts else ''}{trusted}")
     if args.json:
         args.json.write_text(json.dumps({"measures": measures, "clips": rows, "contested": contested,
                                          "engine_correlation": agreement, "accuracy": rescored}, indent=1))

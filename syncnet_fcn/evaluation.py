@@ -128,7 +128,9 @@ def summarize_results(results: Sequence[ShiftResult], contexts: Sequence[int] = 
     ``clip_level``: copies with a known expected reading, read within ±1. ``context_K``: mean over those
     copies of the fraction of K-window runs read within ±1. ``relative``: shifted copies against the
     unshifted reading, every clip. ``in_sync_zero``: unshifted copies of in-sync corpora read 0 ± 1
-    (no reading counts as a miss).
+    (no reading counts as a miss). ``flagged_reliable``: the share of copies with a known expected
+    reading that the engine calls reliable, and ``clip_level_if_reliable`` the clip-level accuracy of
+    those alone — what a user who trusts only readings marked reliable gets, and how often.
     """
     known = [r for r in results if r.expected is not None]
     summary = {
@@ -136,6 +138,8 @@ def summarize_results(results: Sequence[ShiftResult], contexts: Sequence[int] = 
         "clips": len({r.clip for r in results}),
         "clip_level": _rate(r.correct for r in known),
         "relative": _rate(r.relative_correct for r in results),
+        "flagged_reliable": _rate(None if r.reliable is None else r.reliable for r in known),
+        "clip_level_if_reliable": _rate(r.correct for r in known if r.reliable),
     }
     for k in contexts:
         summary[f"context_{k}"] = _rate(r.context_correct.get(k) for r in known)
@@ -170,7 +174,7 @@ def format_summary(summary: dict, contexts: Sequence[int] = CONTEXTS) -> str:
         return "   -  " if rate["accuracy"] is None else f"{100 * rate['accuracy']:5.1f}%"
 
     header = f"{'group':<22}{'clips':>6}{'copies':>7}  {'clip':>6}" + "".join(f"  {'K=' + str(k):>6}" for k in contexts)
-    header += f"  {'relat.':>6}  {'0±1':>6}"
+    header += f"  {'relat.':>6}  {'0±1':>6}  {'reliab.':>7}  {'if rel.':>7}"
     lines = []
     for label in ("real", "generated"):
         block = summary.get(label)
@@ -182,6 +186,7 @@ def format_summary(summary: dict, contexts: Sequence[int] = CONTEXTS) -> str:
             line = f"{name:<22}{s['clips']:>6}{s['copies']:>7}  {pct(s['clip_level'])}"
             line += "".join(f"  {pct(s[f'context_{k}'])}" for k in contexts)
             line += f"  {pct(s['relative'])}  {pct(s['in_sync_zero'])}"
+            line += f"   {pct(s['flagged_reliable'])}   {pct(s['clip_level_if_reliable'])}"
             lines.append(line)
         lines.append("")
     return "\n".join(lines)

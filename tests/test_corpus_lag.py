@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -62,3 +63,12 @@ def test_own_offsets_rescores_accuracy_without_contested_clips(tmp_path):
     r = accuracy_without(path, {"b"})
     assert r["all"] == {"n": 5, "accuracy": 0.6, "context": {"50": 0.8}}
     assert r["without_contested"] == {"n": 3, "accuracy": 1.0, "context": {"50": 1.0}}
+
+    # with reliability verdicts: how often readings marked reliable are right, with and without "b"
+    for row_, reliable in zip(results, [True, False, True, True, True, True, True]):
+        row_["reliable"] = reliable
+    path.write_text(json.dumps({"engine": "landmark", "weights": None, "results": results}))
+    r = accuracy_without(path, {"b"})
+    assert r["all"]["flagged_reliable"] == 0.8 and r["all"]["accuracy_if_reliable"] == 0.5
+    assert r["without_contested"]["flagged_reliable"] == pytest.approx(2 / 3)
+    assert r["without_contested"]["accuracy_if_reliable"] == 1.0

@@ -34,8 +34,9 @@ def planted_dists(n_windows: int, offset: int, noise: float = 0.0, seed: int = 0
     return base + noise * rng.standard_normal(base.shape)
 
 
-def result(clip, shift, offset, expected, unshifted, corpus="grid", generated=False, contexts=None):
-    return ShiftResult(clip, corpus, generated, shift, offset, expected, unshifted, context_correct=contexts or {})
+def result(clip, shift, offset, expected, unshifted, corpus="grid", generated=False, contexts=None, reliable=None):
+    return ShiftResult(clip, corpus, generated, shift, offset, expected, unshifted, reliable=reliable,
+                       context_correct=contexts or {})
 
 
 def test_corpus_and_own_offsets_follow_the_clip_names():
@@ -112,6 +113,24 @@ def test_summary_on_planted_results():
     assert summary["real"]["by_corpus"]["other"]["clip_level"]["accuracy"] is None
     table = format_summary(summary)
     assert "real (all)" in table and "generated (all)" in table and "  grid" in table
+
+
+def test_summary_reports_how_often_readings_marked_reliable_are_right():
+    results = [
+        result("A", 0, 0, 0, 0, reliable=True),  # right, reliable
+        result("A", 4, -4, -4, 0, reliable=True),  # right, reliable
+        result("B", 0, 3, 0, 3, reliable=True),  # wrong but called reliable
+        result("B", 4, 9, -4, 3, reliable=False),  # wrong, flagged: a user would not act on it
+        result("C", -7, 1, None, 1, corpus="other", reliable=True),  # unknown truth: not counted
+    ]
+    real = summarize_results(results)
+    assert real["flagged_reliable"] == {"n": 4, "accuracy": 0.75}
+    assert real["clip_level_if_reliable"] == {"n": 3, "accuracy": pytest.approx(2 / 3)}
+    assert real["clip_level"] == {"n": 4, "accuracy": 0.5}
+    # copies without a reliability verdict (older result files) count in neither figure
+    assert summarize_results([result("A", 0, 0, 0, 0)])["flagged_reliable"] == {"n": 0, "accuracy": None}
+    table = format_summary(benchmark_summary(results))
+    assert " 75.0%" in table and " 66.7%" in table
 
 
 def test_subframe_minimum_and_robust_bias():
