@@ -143,8 +143,18 @@ class SyncReport:
         main = self.main
         if main is not None:
             lines.append("")
-            lines.append(f"main track {main.track_id}: {describe_offset(main.sync.offset_frames)}")
+            lines.append(f"main track {main.track_id}: {describe_reading(main.sync)}")
         return "\n".join(lines)
+
+
+def describe_reading(sync) -> str:
+    """The verdict on one track in words: the offset when the reading is reliable; otherwise a plain
+    "no reliable sync", so that a best guess is not taken for an answer."""
+    if sync.reliable:
+        return describe_offset(sync.offset_frames)
+    if sync.min_dist is None:
+        return "no reliable sync reading (see the note above)"
+    return f"no reliable sync reading (best guess, not to be acted on: {describe_offset(sync.offset_frames)})"
 
 
 def describe_offset(offset_frames: int) -> str:

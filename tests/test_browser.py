@@ -41,13 +41,22 @@ def video() -> Path:
 
 
 @pytest.fixture(scope="module")
-def expected_offsets(video) -> dict[str, int]:
+def library_reports(video) -> dict[str, dict]:
     """What the library says, engine by engine, for the clip the browser uploads."""
     from syncnet_fcn.pipeline import SyncPipeline
 
     engines = runnable_engines() or ["auto"]
-    reports = SyncPipeline(engines=engines).analyze(video)
-    return {name: report.offset_frames for name, report in reports.items()}
+    return {name: report.to_dict() for name, report in SyncPipeline(engines=engines).analyze(video).items()}
+
+
+@pytest.fixture(scope="module")
+def expected_offsets(library_reports) -> dict[str, int]:
+    return {name: report["offset_frames"] for name, report in library_reports.items()}
+
+
+@pytest.fixture(scope="module")
+def expected_reliable(library_reports) -> dict[str, bool]:
+    return {name: report["reliable"] for name, report in library_reports.items()}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +110,8 @@ def flask_url(tmp_path_factory):
     server.shutdown()
 
 
-def test_flask_page_shows_every_engine_and_the_plots(page, flask_url, video, expected_offsets, screenshots):
+def test_flask_page_shows_every_engine_and_the_plots(page, flask_url, video, expected_offsets, expected_reliable,
+                                                     screenshots):
     page.goto(flask_url + "/")
     page.wait_for_selector(".engine-choice input")
     page.screenshot(path=screenshots / "flask_start.png", full_page=True)
@@ -120,6 +130,8 @@ def test_flask_page_shows_every_engine_and_the_plots(page, flask_url, video, exp
         assert card.locator(".offset").inner_text() == shown(offset)
         words = card.locator(".words").inner_text()
         assert ("early" in words) if offset > 0 else ("late" in words) if offset < 0 else ("in sync" in words)
+        # an unreliable reading reads as a best guess, not as a verdict
+        assert words.startswith("no reliable sync (best guess") == (not expected_reliable[name])
     rows = page.locator("#result-table tbody tr")
     assert rows.count() >= len(expected_offsets)
     for plot in ("plot-confidence", "plot-offset-curves", "plot-preview"):

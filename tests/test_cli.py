@@ -102,6 +102,26 @@ def test_detect_landmark_table_and_json(clip, capsys, empty_cache):
     assert doc["engine"] == "landmark"
 
 
+def test_a_muted_video_is_reported_as_no_reliable_sync_not_as_in_sync(clip, capsys, tmp_path, empty_cache):
+    """A face with a silent soundtrack: the engine claims no offset, and the summary line must not
+    read as a verdict ("in sync") either."""
+    from conftest import write_test_video
+
+    from syncnet_fcn.media import iter_frames, load_audio
+
+    source = clip("grid_sbwe5n.mpg")
+    muted = tmp_path / "muted.mp4"
+    write_test_video(muted, [f for _, f in iter_frames(source)], np.zeros_like(load_audio(source)))
+    code, stdout, _ = run_cli(["detect", muted, "--engine", "landmark", "--quiet"], capsys)
+    assert code == 0
+    verdict = [line for line in stdout.splitlines() if line.startswith("main track")]
+    assert len(verdict) == 1 and "no reliable sync" in verdict[0] and "in sync (0 frames)" not in verdict[0]
+    assert "digital silence" in stdout
+    code, stdout, _ = run_cli(["detect", muted, "--engine", "landmark", "--json", "--quiet"], capsys)
+    doc = json.loads(stdout)
+    assert doc["reliable"] is False and doc["min_dist"] is None
+
+
 def test_missing_file_exit_2(capsys, tmp_path):
     code, _, err = run_cli(["detect", tmp_path / "nope.mp4"], capsys)
     assert code == 2

@@ -77,6 +77,8 @@ def test_analyze_shows_each_engine_with_plots_video_and_json(clip):
     assert f'data-engine="landmark" data-offset="{offset}"' in summary
     words = "early" if offset > 0 else "late" if offset < 0 else "in sync"
     assert words in summary
+    # an unreliable reading is shown as a best guess, never as the verdict alone
+    assert ("no reliable sync (best guess" in summary) == (not report["reliable"])
     assert len(table) == len(report["tracks"]) and table[0][3] == offset and table[0][4] == offset * 40
     for figure in (confidence, curves, stills):
         assert isinstance(figure, Figure) and figure.axes
