@@ -6,7 +6,7 @@ frame then has one true speaker. The script runs an engine and prints each track
 speaking segments, and how many frames the report attributes right (the face marked speaking is the
 one heard, and only that one).
 
-    python benchmarks/who_speaks.py --engine landmark
+    python benchmarks/who_speaks.py --engine landmark          # six pairs of real clips
     python benchmarks/who_speaks.py --left ../shared/clips/pcavs_00104.mp4 --right ../shared/clips/pcavs_00086.mp4
 """
 
@@ -60,20 +60,23 @@ def make_duo(left: Path, right: Path, target: Path) -> tuple[int, int, int]:
     return n, switch, frames_left[0].shape[1]
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--engine", default="landmark")
-    p.add_argument("--weights", default=None)
-    p.add_argument("--left", type=Path, default=CLIPS / "pcavs_00015.mp4")
-    p.add_argument("--right", type=Path, default=CLIPS / "pcavs_00098.mp4")
-    args = p.parse_args(argv)
+# Pairs of real single-speaker clips of several seconds, from two corpora and mixed.
+DEFAULT_PAIRS = [
+    ("pcavs_00015.mp4", "pcavs_00098.mp4"),
+    ("pcavs_00104.mp4", "pcavs_00086.mp4"),
+    ("pcavs_681100216.mp4", "pcavs_00104.mp4"),
+    ("lrs2_deepavsr_00016.mp4", "lrs2_deepavsr_00019.mp4"),
+    ("pcavs_00098.mp4", "lrs2_deepavsr_00024.mp4"),
+    ("lrs2_deepavsr_00019.mp4", "pcavs_00015.mp4"),
+]
 
-    from syncnet_fcn.pipeline import SyncPipeline
 
+def measure_pair(pipe, left: Path, right: Path) -> dict:
+    """Who speaks when on the side-by-side clip of ``left`` and ``right``, against the truth."""
     with tempfile.TemporaryDirectory() as tmp:
         duo = Path(tmp) / "duo.mp4"
-        n, switch, left_width = make_duo(args.left, args.right, duo)
-        report = SyncPipeline(engine=args.engine, weights=args.weights).run(duo)
+        n, switch, left_width = make_duo(left, right, duo)
+        report = pipe.run(duo)
     truth = np.where(np.arange(n) < switch, 0, 1)  # 0: left face speaks, 1: right face
     speaking = np.zeros((2, n), bool)
     rows = []
@@ -87,17 +90,49 @@ def main(argv=None) -> int:
             "reliable": result.sync.reliable,
             "speaking_s": [(s["start_s"], s["end_s"]) for s in result.speaking_segments()],
         })
-    right = speaking[truth, np.arange(n)] & ~speaking[1 - truth, np.arange(n)]
-    summary = {
-        "engine": args.engine,
-        "clips": [args.left.name, args.right.name],
+    attributed = speaking[truth, np.arange(n)] & ~speaking[1 - truth, np.arange(n)]
+    return {
+        "clips": [left.name, right.name],
         "frames": n,
         "voice_switches_at_s": switch / 25,
         "tracks": rows,
-        "frames_attributed_right": round(float(right.mean()), 3),
+        "frames_attributed_right": round(float(attributed.mean()), 3),
+        # the face that is not heard marked speaking: the costly mistake
+        "frames_attributed_wrong": round(float(speaking[1 - truth, np.arange(n)].mean()), 3),
         "frames_with_both_marked": round(float((speaking[0] & speaking[1]).mean()), 3),
     }
-    print(json.dumps(summary, indent=2))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--engine", default="landmark")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--left", type=Path, default=None, help="one pair instead of the default ones")
+    p.add_argument("--right", type=Path, default=None)
+    p.add_argument("--json", type=Path, default=None, help="write every pair's figures here")
+    args = p.parse_args(argv)
+
+    from syncnet_fcn.pipeline import SyncPipeline
+
+    if (args.left is None) != (args.right is None):
+        p.error("give both --left and --right, or neither")
+    pairs = [(args.left, args.right)] if args.left else [(CLIPS / a, CLIPS / b) for a, b in DEFAULT_PAIRS]
+    pipe = SyncPipeline(engine=args.engine, weights=args.weights)
+    measured = []
+    for left, right in pairs:
+        m = measure_pair(pipe, left, right)
+        measured.append(m)
+        offsets = ", ".join(f"{t['side']} {t['offset_frames']:+d}" for t in m["tracks"])
+        print(f"{left.name:<26} | {right.name:<26} right {100 * m['frames_attributed_right']:5.1f} %  "
+              f"wrong {100 * m['frames_attributed_wrong']:5.1f} %  both {100 * m['frames_with_both_marked']:4.1f} %"
+              f"  ({offsets})", flush=True)
+    mean = {k: round(float(np.mean([m[k] for m in measured])), 3)
+            for k in ("frames_attributed_right", "frames_attributed_wrong", "frames_with_both_marked")}
+    print(f"engine {next(iter(pipe.engines))} · {len(measured)} pairs · mean: right "
+          f"{100 * mean['frames_attributed_right']:.1f} %, wrong {100 * mean['frames_attributed_wrong']:.1f} %, "
+          f"both {100 * mean['frames_with_both_marked']:.1f} %")
+    if args.json:
+        args.json.write_text(json.dumps({"engine": args.engine, "pairs": measured, "mean": mean}, indent=1))
     return 0
 
 

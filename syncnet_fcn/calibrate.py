@@ -146,7 +146,8 @@ def thresholds_path(weights_path: str | os.PathLike) -> Path:
 
 
 def load_thresholds(weights_path: str | os.PathLike, engine: str) -> dict:
-    """``{"reliable_confidence", "speaking_threshold"}`` measured for these weights and this engine
+    """``{"reliable_confidence", "speaking_threshold", "relative_speaking_threshold"}`` (those present)
+    measured for these weights and this engine
     (``syncnet-fcn thresholds``), or ``{}``: confidences live on each network's own scale, so a
     threshold is only known for weights it was measured on."""
     from .weights import sha256_file
@@ -159,7 +160,8 @@ def load_thresholds(weights_path: str | os.PathLike, engine: str) -> dict:
         measured = data["engines"].get(engine, {})
         if data.get("weights_sha256") not in (None, sha256_file(weights_path)):
             return {}  # measured for other weights
-        return {k: float(measured[k]) for k in ("reliable_confidence", "speaking_threshold") if k in measured}
+        keys = ("reliable_confidence", "speaking_threshold", "relative_speaking_threshold")
+        return {k: float(measured[k]) for k in keys if k in measured}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WeightsError(f"thresholds file {path} is unreadable ({exc}); delete it or run `syncnet-fcn thresholds`") from exc
 

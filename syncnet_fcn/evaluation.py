@@ -395,12 +395,16 @@ def foreign_audio(audio: np.ndarray, n_samples: int) -> np.ndarray:
 
 def wrong_pair_thresholds(true_conf: dict, wrong_conf: dict, wrong_frames: Sequence[np.ndarray]) -> dict:
     """``reliable_confidence`` (the largest wrong-pair confidence), ``speaking_threshold`` (the 95th
-    percentile of wrong-pair per-frame confidences: a frame "speaks" when it beats 95 % of them) and
-    the share of true pairs that reach the first."""
+    percentile of wrong-pair per-frame confidences: a frame "speaks" when it beats 95 % of them),
+    ``relative_speaking_threshold`` (their median: the best-matching of several faces on screen must
+    at least beat a typical foreign voice) and the share of true pairs that reach the first."""
     threshold = float(max(wrong_conf.values()))
+    frames = np.concatenate([np.asarray(f, float) for f in wrong_frames])
+    frames = frames[np.isfinite(frames)]
     return {
         "reliable_confidence": threshold,
-        "speaking_threshold": float(np.quantile(np.concatenate([np.asarray(f, float) for f in wrong_frames]), 0.95)),
+        "speaking_threshold": float(np.quantile(frames, 0.95)),
+        "relative_speaking_threshold": float(np.median(frames)),
         "true_pairs_above_threshold": float(np.mean(np.array(list(true_conf.values())) >= threshold)),
     }
 
@@ -449,7 +453,7 @@ def measure_thresholds(engine, videos: Sequence[str | Path], max_offset: int = 1
         "how": "each video's longest face track read with its own audio and with another video's audio "
                "(next of another corpus, repeated or cut to length); reliable_confidence = the largest "
                "wrong-pair confidence, speaking_threshold = 95th percentile of wrong-pair per-frame "
-               "confidences",
+               "confidences, relative_speaking_threshold = their median",
         "wrong_audio": wrong_conf,
         "true_audio": true_conf,
     }

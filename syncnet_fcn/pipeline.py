@@ -18,7 +18,7 @@ from .crops import iter_track_crops
 from .engines import ENGINE_NAMES, SyncEngine, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
 from .media import load_audio, prefetched, probe, track_audio
-from .report import SyncReport, TrackResult
+from .report import SyncReport, TrackResult, attribute_speakers
 from .tracking import FaceTrack, TrackingOptions, find_face_tracks
 
 #: progress(stage, fraction): stage is "tracks" or "sync"; fraction runs 0 → 1 within a stage.
@@ -155,6 +155,8 @@ class SyncPipeline:
                 sync = scorers[(track.track_id, name)].finish()
                 engine_time[name] += time.perf_counter() - t1
                 results[name].append(TrackResult(track, sync, engine.speaking_threshold))
+        for name, engine in self.engines.items():
+            attribute_speakers(results[name], engine.relative_speaking_threshold)
         total = time.perf_counter() - started
 
         reports = {}

@@ -22,14 +22,22 @@ class TrackResult:
     track: FaceTrack
     sync: TrackSync
     speaking_threshold: float
+    #: per track frame: this face is the voice heard (:func:`attribute_speakers`); None: judged alone
+    speaking: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def track_id(self) -> int:
         return self.track.track_id
 
+    def speaking_frames(self) -> np.ndarray:
+        """Per track frame, whether this face is the voice heard."""
+        if self.speaking is not None:
+            return self.speaking
+        return np.asarray(self.sync.per_frame_confidence, dtype=float) > self.speaking_threshold
+
     def speaking_segments(self) -> list[dict]:
         """Frames where this face's sync confidence says it is the voice heard, as time segments."""
-        active = np.asarray(self.sync.per_frame_confidence, dtype=float) > self.speaking_threshold
+        active = self.speaking_frames()
         segments = []
         for start, end in _runs(active, MIN_SEGMENT_FRAMES):
             first = self.track.start_frame + start
@@ -145,6 +153,36 @@ class SyncReport:
             lines.append("")
             lines.append(f"main track {main.track_id}: {describe_reading(main.sync)}")
         return "\n".join(lines)
+
+
+def attribute_speakers(results: list[TrackResult], relative_threshold: float | None) -> None:
+    """Decide who speaks when, frame by frame, over all of a video's face tracks (sets ``speaking``).
+
+    A face alone on screen is the voice heard where its per-frame confidence clears the engine's
+    ``speaking_threshold`` (it beats 95 % of foreign voices). Where several faces are on screen the
+    question is which of them matches the sound, which needs less evidence than whether a lone face
+    does: the face with the highest per-frame confidence is the one heard if it clears
+    ``relative_threshold`` (it beats a typical foreign voice); the others are not, unless they clear
+    ``speaking_threshold`` themselves. Without a relative threshold every face is judged alone.
+    """
+    for result in results:
+        result.speaking = None
+    if relative_threshold is None or len(results) < 2:
+        return
+    end = max(r.track.end_frame for r in results) + 1
+    confidence = np.full((len(results), end), -np.inf)
+    for row, result in enumerate(results):
+        values = np.asarray(result.sync.per_frame_confidence, dtype=float)
+        confidence[row, result.track.start_frame : result.track.start_frame + len(values)] = np.nan_to_num(
+            values, nan=-np.inf)
+    on_screen = np.isfinite(confidence).sum(axis=0)
+    best = confidence.argmax(axis=0)
+    for row, result in enumerate(results):
+        frames = slice(result.track.start_frame, result.track.start_frame + len(result.sync.per_frame_confidence))
+        own = confidence[row, frames]
+        alone = own > result.speaking_threshold
+        chosen = (on_screen[frames] >= 2) & (best[frames] == row) & (own > relative_threshold)
+        result.speaking = alone | chosen
 
 
 def describe_reading(sync) -> str:

@@ -54,6 +54,9 @@ class SyncEngine(ABC):
     weights: str | None = None
     #: per-frame confidence above which a face counts as the one speaking ("who speaks when")
     speaking_threshold: float = 1.5
+    #: lower bar for the best-matching of several faces on screen at once (a typical foreign voice's
+    #: per-frame confidence); None: not measured for this engine, so faces are judged one by one
+    relative_speaking_threshold: float | None = None
 
     @abstractmethod
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:

@@ -638,6 +638,7 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
         "bias_frames": bias,
         "reliable_confidence": thresholds["reliable_confidence"],
         "speaking_threshold": thresholds["speaking_threshold"],
+        "relative_speaking_threshold": thresholds["relative_speaking_threshold"],
         "bias_measurement": {
             "how": "sub-frame minimum of the offset curve (parabola through the best offset and its "
                    "neighbours) minus the clip's own offset, on unshifted real clips with a known own "
@@ -649,7 +650,8 @@ def calibrate(samples: dict, max_offset: int = 15, models: LandmarkModels | None
             "how": "confidence of each clip's face with the audio of the next clip (by name) of another "
                    "corpus (repeated or cut to the "
                    "track's length); reliable_confidence = the largest; speaking_threshold = 95th "
-                   "percentile of those pairs' per-frame confidences",
+                   "percentile of those pairs' per-frame confidences; relative_speaking_threshold = their "
+                   "median",
             "wrong_audio": wrong_conf,
             "true_audio": true_conf,
             "true_pairs_above_threshold": thresholds["true_pairs_above_threshold"],
@@ -772,6 +774,12 @@ class LandmarkEngine(SyncEngine):
     def speaking_threshold(self) -> float:
         """Per-frame confidence above which the face counts as the voice heard."""
         return float(self.calibration["speaking_threshold"])
+
+    @property
+    def relative_speaking_threshold(self) -> float | None:
+        """The bar for the best-matching of several faces on screen (median wrong-pair per-frame confidence)."""
+        value = self.calibration.get("relative_speaking_threshold")
+        return None if value is None else float(value)
 
     def _check(self, n_frames: int) -> None:
         if n_frames < MIN_TRACK_FRAMES:

@@ -173,6 +173,11 @@ class ThresholdsMixin:
     def speaking_threshold(self) -> float:
         return float(self.thresholds.get("speaking_threshold", SyncEngine.speaking_threshold))
 
+    @property
+    def relative_speaking_threshold(self) -> float | None:
+        value = self.thresholds.get("relative_speaking_threshold")
+        return None if value is None else float(value)
+
     def _configure(self, scorer: WindowedTrackScorer) -> WindowedTrackScorer:
         scorer.keep_embeddings = self.keep_embeddings
         scorer.reliable_confidence = self.thresholds.get("reliable_confidence")
