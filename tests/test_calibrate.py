@@ -184,6 +184,10 @@ def test_thresholds_are_measured_on_wrong_audio_and_applied_by_both_engines(tmp_
 
     engine = FCNEngine.from_weights(str(weights_path))
     assert engine.speaking_threshold == pytest.approx(stored["engines"]["fcn"]["speaking_threshold"])
+    # the bar for the best of several faces on screen: below the lone-face one, applied by the engine
+    relative = stored["engines"]["fcn"]["relative_speaking_threshold"]
+    assert relative <= stored["engines"]["fcn"]["speaking_threshold"]
+    assert engine.relative_speaking_threshold == pytest.approx(relative)
     report = SyncPipeline(engine="fcn", weights=str(weights_path)).run(videos[0])
     bar = stored["engines"]["fcn"]["reliable_confidence"]
     assert report.tracks[0].sync.reliable == (report.tracks[0].sync.confidence >= bar)
@@ -196,6 +200,7 @@ def test_thresholds_are_measured_on_wrong_audio_and_applied_by_both_engines(tmp_
     thresholds_path(weights_path).write_text(json.dumps(stored))
     assert load_thresholds(weights_path, "fcn") == {}
     assert FCNEngine.from_weights(str(weights_path)).speaking_threshold == 1.5
+    assert FCNEngine.from_weights(str(weights_path)).relative_speaking_threshold is None
     thresholds_path(weights_path).write_text("{ not json")
     with pytest.raises(WeightsError, match="thresholds"):
         FCNEngine.from_weights(str(weights_path))
