@@ -156,7 +156,7 @@ class SyncPipeline:
                 engine_time[name] += time.perf_counter() - t1
                 results[name].append(TrackResult(track, sync, engine.speaking_threshold))
         for name, engine in self.engines.items():
-            attribute_speakers(results[name], engine.relative_speaking_threshold)
+            attribute_speakers(results[name], engine.relative_speaking_threshold, engine.per_frame_confidence_at)
         total = time.perf_counter() - started
 
         reports = {}

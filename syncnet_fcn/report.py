@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -24,6 +25,8 @@ class TrackResult:
     speaking_threshold: float
     #: per track frame: this face is the voice heard (:func:`attribute_speakers`); None: judged alone
     speaking: np.ndarray | None = field(default=None, repr=False)
+    #: the offset at which ``speaking`` was judged, when not the track's own (:func:`attribute_speakers`)
+    speaking_offset: int | None = None
 
     @property
     def track_id(self) -> int:
@@ -72,6 +75,7 @@ class TrackResult:
                 "mean_dist": [_num(v) for v in np.asarray(sync.offset_curve, dtype=float)],
             },
             "speaking_segments": self.speaking_segments(),
+            "speaking_judged_at_offset": int(sync.offset_frames if self.speaking_offset is None else self.speaking_offset),
         }
         if full:
             out["boxes"] = [[round(float(v), 1) for v in box] for box in self.track.boxes]
@@ -155,7 +159,8 @@ class SyncReport:
         return "\n".join(lines)
 
 
-def attribute_speakers(results: list[TrackResult], relative_threshold: float | None) -> None:
+def attribute_speakers(results: list[TrackResult], relative_threshold: float | None,
+                       judge_at: Callable[[TrackSync, int], np.ndarray | None] | None = None) -> None:
     """Decide who speaks when, frame by frame, over all of a video's face tracks (sets ``speaking``).
 
     A face alone on screen is the voice heard where its per-frame confidence clears the engine's
@@ -164,21 +169,37 @@ def attribute_speakers(results: list[TrackResult], relative_threshold: float | N
     does: the face with the highest per-frame confidence is the one heard if it clears
     ``relative_threshold`` (it beats a typical foreign voice); the others are not, unless they clear
     ``speaking_threshold`` themselves. Without a relative threshold every face is judged alone.
+
+    All faces share one soundtrack, so one audio-video offset is the rule. A face heard only part of
+    the time often gets no reliable offset of its own, and its per-frame confidence judged at a wrong
+    offset says nothing; with ``judge_at`` (the engine's ``per_frame_confidence_at``), such a face is
+    judged at the offset of the video's main face instead, when the two differ by more than a frame.
     """
     for result in results:
-        result.speaking = None
+        result.speaking, result.speaking_offset = None, None
     if relative_threshold is None or len(results) < 2:
         return
+    main = max(results, key=lambda r: (r.sync.reliable, _finite(r.sync.confidence)))
+    per_frame = {}
+    for result in results:
+        values = np.asarray(result.sync.per_frame_confidence, dtype=float)
+        shared = main.sync.offset_frames
+        if (judge_at is not None and result is not main and not result.sync.reliable
+                and abs(result.sync.offset_frames - shared) > 1):
+            rejudged = judge_at(result.sync, shared)
+            if rejudged is not None:
+                values, result.speaking_offset = np.asarray(rejudged, dtype=float), int(shared)
+        per_frame[result.track_id] = values
     end = max(r.track.end_frame for r in results) + 1
     confidence = np.full((len(results), end), -np.inf)
     for row, result in enumerate(results):
-        values = np.asarray(result.sync.per_frame_confidence, dtype=float)
+        values = per_frame[result.track_id]
         confidence[row, result.track.start_frame : result.track.start_frame + len(values)] = np.nan_to_num(
             values, nan=-np.inf)
     on_screen = np.isfinite(confidence).sum(axis=0)
     best = confidence.argmax(axis=0)
     for row, result in enumerate(results):
-        frames = slice(result.track.start_frame, result.track.start_frame + len(result.sync.per_frame_confidence))
+        frames = slice(result.track.start_frame, result.track.start_frame + len(per_frame[result.track_id]))
         own = confidence[row, frames]
         alone = own > result.speaking_threshold
         chosen = (on_screen[frames] >= 2) & (best[frames] == row) & (own > relative_threshold)

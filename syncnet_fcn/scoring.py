@@ -66,13 +66,7 @@ def summarize(dists, max_offset: int = 15, n_frames: int | None = None) -> Track
     min_index = int(np.argmin(mean_dist))
     min_dist = float(mean_dist[min_index])
     median = float(np.median(mean_dist))
-    window_conf = median - dists[:, min_index]
-    window_conf = medfilt(window_conf, kernel_size=PER_FRAME_FILTER)
-    if n_frames is not None:
-        centres = np.clip(np.arange(n_frames) - 2, 0, len(window_conf) - 1)
-        per_frame = window_conf[centres]
-    else:
-        per_frame = window_conf
+    per_frame = per_frame_confidence(dists, min_index, n_frames)
     return TrackSync(
         offset_frames=max_offset - min_index,
         confidence=median - min_dist,
@@ -82,6 +76,19 @@ def summarize(dists, max_offset: int = 15, n_frames: int | None = None) -> Track
         offset_curve=mean_dist[::-1].copy(),  # column k ↔ offset max_offset - k
         dists=dists,
     )
+
+
+def per_frame_confidence(dists, column: int, n_frames: int | None = None) -> np.ndarray:
+    """The original's per-frame confidence at column ``column`` of ``dists`` (offset ``max_offset -
+    column``): median of the mean curve minus the window's distance there, median-filtered. With
+    ``n_frames``, one value per track frame (window *i* is centred on frame ``i + 2``, edges repeated)."""
+    dists = np.asarray(dists, dtype=np.float64)
+    window_conf = float(np.median(dists.mean(axis=0))) - dists[:, column]
+    window_conf = medfilt(window_conf, kernel_size=PER_FRAME_FILTER)
+    if n_frames is None:
+        return window_conf
+    centres = np.clip(np.arange(n_frames) - 2, 0, len(window_conf) - 1)
+    return window_conf[centres]
 
 
 def context_offsets(dists, context: int, max_offset: int = 15) -> np.ndarray:

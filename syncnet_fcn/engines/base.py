@@ -58,6 +58,16 @@ class SyncEngine(ABC):
     #: per-frame confidence); None: not measured for this engine, so faces are judged one by one
     relative_speaking_threshold: float | None = None
 
+    def per_frame_confidence_at(self, sync: TrackSync, offset_frames: int) -> np.ndarray | None:
+        """``sync``'s per-frame confidence judged at another offset (one value per track frame), or
+        None when the engine cannot say. Used to hear a face at the offset of the video's main face."""
+        from ..scoring import per_frame_confidence
+
+        if sync.dists is None or sync.min_dist is None:
+            return None
+        max_offset = (sync.dists.shape[1] - 1) // 2
+        return per_frame_confidence(sync.dists, max_offset - offset_frames, len(sync.per_frame_confidence))
+
     @abstractmethod
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
         """Begin a track of ``n_frames`` frames whose audio is exactly ``audio``.

@@ -781,6 +781,12 @@ class LandmarkEngine(SyncEngine):
         value = self.calibration.get("relative_speaking_threshold")
         return None if value is None else float(value)
 
+    def per_frame_confidence_at(self, sync: TrackSync, offset_frames: int) -> np.ndarray | None:
+        if sync.dists is None or sync.min_dist is None:
+            return None
+        max_offset = (sync.dists.shape[1] - 1) // 2
+        return local_confidence(sync.dists, len(sync.per_frame_confidence), offset_index=max_offset - offset_frames)
+
     def _check(self, n_frames: int) -> None:
         if n_frames < MIN_TRACK_FRAMES:
             raise InvalidArgumentError(f"the landmark engine needs at least {MIN_TRACK_FRAMES} frames, got {n_frames}")
