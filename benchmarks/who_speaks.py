@@ -2,7 +2,8 @@
 
 Two real single-speaker clips are put side by side; the soundtrack is the left face's voice for the
 first half and the right face's for the second (each face keeps moving its lips all along). Each
-frame then has one true speaker. The script runs an engine and prints each track's reading, its
+frame then has one true speaker. The same faces are then given a third clip's voice (an off-screen
+narrator): no face should be marked. The script runs an engine and prints each track's reading, its
 speaking segments, and how many frames the report attributes right (the face marked speaking is the
 one heard, and only that one).
 
@@ -26,11 +27,13 @@ sys.path.insert(0, str(REPO))
 CLIPS = REPO.parent / "shared" / "clips"
 
 
-def make_duo(left: Path, right: Path, target: Path) -> tuple[int, int, int]:
+def make_duo(left: Path, right: Path, target: Path, narrator: Path | None = None) -> tuple[int, int, int]:
     """Write the side-by-side clip; returns ``(frames, first frame of the right face's voice, width of
-    the left half)``."""
+    the left half)``. With ``narrator`` the soundtrack is that clip's voice instead (repeated or cut
+    to length): a voice that belongs to neither face."""
     import av
 
+    from syncnet_fcn.evaluation import foreign_audio
     from syncnet_fcn.media import iter_frames, load_audio
 
     frames_left = [f for _, f in iter_frames(left)]
@@ -38,7 +41,10 @@ def make_duo(left: Path, right: Path, target: Path) -> tuple[int, int, int]:
     n = min(len(frames_left), len(frames_right))
     height = min(frames_left[0].shape[0], frames_right[0].shape[0])
     switch = n // 2
-    voice = np.concatenate([load_audio(left)[: switch * 640], load_audio(right)[switch * 640 : n * 640]])
+    if narrator is not None:
+        voice = foreign_audio(load_audio(narrator), n * 640)
+    else:
+        voice = np.concatenate([load_audio(left)[: switch * 640], load_audio(right)[switch * 640 : n * 640]])
     with av.open(str(target), "w") as out:
         video = out.add_stream("libx264", rate=25)
         video.width = frames_left[0].shape[1] + frames_right[0].shape[1]
@@ -60,6 +66,8 @@ def make_duo(left: Path, right: Path, target: Path) -> tuple[int, int, int]:
     return n, switch, frames_left[0].shape[1]
 
 
+# Voices of neither face: the soundtrack of a third clip (an off-screen narrator, a dub on the wrong scene).
+NARRATORS = ["pcavs_741400163.mp4", "lrs2_deepavsr_00004.mp4", "pcavs_00067.mp4"]
 # Pairs of real single-speaker clips of several seconds, from two corpora and mixed.
 DEFAULT_PAIRS = [
     ("pcavs_00015.mp4", "pcavs_00098.mp4"),
@@ -71,8 +79,22 @@ DEFAULT_PAIRS = [
 ]
 
 
-def measure_pair(pipe, left: Path, right: Path) -> dict:
-    """Who speaks when on the side-by-side clip of ``left`` and ``right``, against the truth."""
+def marked_with_a_narrator(pipe, left: Path, right: Path, narrator: Path) -> float:
+    """The share of frames on which some face is marked speaking while the voice is neither's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        duo = Path(tmp) / "duo.mp4"
+        n, _, _ = make_duo(left, right, duo, narrator=narrator)
+        report = pipe.run(duo)
+    marked = np.zeros(n, bool)
+    for result in report.tracks:
+        for segment in result.speaking_segments():
+            marked[segment["start_frame"] : segment["end_frame"] + 1] = True
+    return round(float(marked.mean()), 3)
+
+
+def measure_pair(pipe, left: Path, right: Path, narrator: Path | None = None) -> dict:
+    """Who speaks when on the side-by-side clip of ``left`` and ``right``, against the truth; with
+    ``narrator``, also on the same faces with that clip's voice instead."""
     with tempfile.TemporaryDirectory() as tmp:
         duo = Path(tmp) / "duo.mp4"
         n, switch, left_width = make_duo(left, right, duo)
@@ -100,6 +122,8 @@ def measure_pair(pipe, left: Path, right: Path) -> dict:
         # the face that is not heard marked speaking: the costly mistake
         "frames_attributed_wrong": round(float(speaking[1 - truth, np.arange(n)].mean()), 3),
         "frames_with_both_marked": round(float((speaking[0] & speaking[1]).mean()), 3),
+        "narrator": None if narrator is None else narrator.name,
+        "frames_marked_with_narrator": None if narrator is None else marked_with_a_narrator(pipe, left, right, narrator),
     }
 
 
@@ -119,18 +143,19 @@ def main(argv=None) -> int:
     pairs = [(args.left, args.right)] if args.left else [(CLIPS / a, CLIPS / b) for a, b in DEFAULT_PAIRS]
     pipe = SyncPipeline(engine=args.engine, weights=args.weights)
     measured = []
-    for left, right in pairs:
-        m = measure_pair(pipe, left, right)
+    for i, (left, right) in enumerate(pairs):
+        m = measure_pair(pipe, left, right, narrator=CLIPS / NARRATORS[i % len(NARRATORS)])
         measured.append(m)
-        offsets = ", ".join(f"{t['side']} {t['offset_frames']:+d}" for t in m["tracks"])
+        offsets = ", ".join(f"{t['side']} {t['offset_frames']:+d}{'' if t['reliable'] else '?'}" for t in m["tracks"])
         print(f"{left.name:<26} | {right.name:<26} right {100 * m['frames_attributed_right']:5.1f} %  "
               f"wrong {100 * m['frames_attributed_wrong']:5.1f} %  both {100 * m['frames_with_both_marked']:4.1f} %"
-              f"  ({offsets})", flush=True)
-    mean = {k: round(float(np.mean([m[k] for m in measured])), 3)
-            for k in ("frames_attributed_right", "frames_attributed_wrong", "frames_with_both_marked")}
+              f"  narrator: marked {100 * m['frames_marked_with_narrator']:5.1f} %  ({offsets})", flush=True)
+    keys = ("frames_attributed_right", "frames_attributed_wrong", "frames_with_both_marked", "frames_marked_with_narrator")
+    mean = {k: round(float(np.mean([m[k] for m in measured])), 3) for k in keys}
     print(f"engine {next(iter(pipe.engines))} · {len(measured)} pairs · mean: right "
           f"{100 * mean['frames_attributed_right']:.1f} %, wrong {100 * mean['frames_attributed_wrong']:.1f} %, "
-          f"both {100 * mean['frames_with_both_marked']:.1f} %")
+          f"both {100 * mean['frames_with_both_marked']:.1f} %; with a narrator's voice instead, a face marked on "
+          f"{100 * mean['frames_marked_with_narrator']:.1f} % of frames")
     if args.json:
         args.json.write_text(json.dumps({"engine": args.engine, "pairs": measured, "mean": mean}, indent=1))
     return 0

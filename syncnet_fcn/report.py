@@ -168,18 +168,23 @@ def attribute_speakers(results: list[TrackResult], relative_threshold: float | N
     question is which of them matches the sound, which needs less evidence than whether a lone face
     does: the face with the highest per-frame confidence is the one heard if it clears
     ``relative_threshold`` (it beats a typical foreign voice); the others are not, unless they clear
-    ``speaking_threshold`` themselves. Without a relative threshold every face is judged alone.
+    ``speaking_threshold`` themselves. That lower bar presumes the voice belongs to one of the faces,
+    so it is used only when the video's main face reads reliably: with an off-screen narrator no face
+    does, and the best of several faces would beat a typical foreign voice on most frames by chance.
+    Without a relative threshold, or a reliable main face, every face is judged alone.
 
     All faces share one soundtrack, so one audio-video offset is the rule. A face heard only part of
     the time often gets no reliable offset of its own, and its per-frame confidence judged at a wrong
     offset says nothing; with ``judge_at`` (the engine's ``per_frame_confidence_at``), such a face is
-    judged at the offset of the video's main face instead, when the two differ by more than a frame.
+    judged at the offset of the main face instead, when the two differ by more than a frame.
     """
     for result in results:
         result.speaking, result.speaking_offset = None, None
     if relative_threshold is None or len(results) < 2:
         return
     main = max(results, key=lambda r: (r.sync.reliable, _finite(r.sync.confidence)))
+    if not main.sync.reliable:
+        return
     per_frame = {}
     for result in results:
         values = np.asarray(result.sync.per_frame_confidence, dtype=float)

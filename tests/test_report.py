@@ -49,6 +49,16 @@ def test_a_face_above_the_absolute_threshold_speaks_whoever_else_is_on_screen():
     assert not c.speaking_frames().any() and not d.speaking_frames().any()
 
 
+def test_without_a_reliable_main_face_every_face_is_judged_alone():
+    """An off-screen narrator: no face reads reliably, and the best of two faces must not be taken
+    for the voice just because it beats a typical foreign voice."""
+    a, b = planted(0, 0, [2.0] * 20), planted(1, 0, [1.0] * 20)
+    a.sync.reliable = b.sync.reliable = False
+    attribute_speakers([a, b], RELATIVE, lambda sync, offset: np.full(20, 9.0))
+    assert not a.speaking_frames().any() and not b.speaking_frames().any()
+    assert a.speaking_offset is None and b.speaking_offset is None
+
+
 def test_without_a_relative_threshold_or_a_second_face_each_face_is_judged_alone():
     a, b = planted(0, 0, [2.0] * 20), planted(1, 0, [1.0] * 20)
     attribute_speakers([a, b], None)
@@ -81,10 +91,12 @@ def test_a_face_without_a_reliable_offset_of_its_own_is_heard_at_the_main_faces_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("left, right", [("pcavs_00104.mp4", "pcavs_00086.mp4"), ("pcavs_00015.mp4", "pcavs_00098.mp4")])
+@pytest.mark.parametrize("left, right", [("pcavs_00104.mp4", "pcavs_00086.mp4"),
+                                         ("pcavs_681100216.mp4", "pcavs_00104.mp4")])
 def test_two_real_faces_side_by_side_the_voice_is_given_to_the_face_it_belongs_to(left, right):
     """Two real clips side by side, the left face's voice first, then the right's. In the second pair
-    the right face, heard only half the time, gets a wrong offset of its own (−11)."""
+    the right face, heard only half the time, reads no reliable offset of its own (+2) and is judged
+    at the main face's. Then the same faces with a third clip's voice: no face should be marked."""
     from syncnet_fcn.engines.landmark import landmark_available
     from syncnet_fcn.pipeline import SyncPipeline
 
@@ -96,8 +108,9 @@ def test_two_real_faces_side_by_side_the_voice_is_given_to_the_face_it_belongs_t
     if not (CLIPS / left).exists():
         pytest.skip("../shared/clips is not here")
     pipe = SyncPipeline(engine="landmark")
-    measured = measure_pair(pipe, CLIPS / left, CLIPS / right)
-    # judged one by one (the old rule) the right face was marked on 40 % / 18 % of the frames; a face
-    # that is not heard must rarely be marked
+    measured = measure_pair(pipe, CLIPS / left, CLIPS / right, narrator=CLIPS / "pcavs_741400163.mp4")
+    # judged one by one (the old rule) the right face was marked on 40 % / 17 % of the frames; a face
+    # that is not heard must rarely be marked, and neither face when the voice is someone else's
     assert measured["frames_attributed_right"] >= 0.6
     assert measured["frames_attributed_wrong"] <= 0.2
+    assert measured["frames_marked_with_narrator"] <= 0.2
