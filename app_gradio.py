@@ -112,7 +112,8 @@ def summary_html(document: dict) -> str:
             big = f"{signed} frames <span style='font-size:15px;font-weight:400'>({ms:+d} ms)</span>"
             words = service.describe_offset(offset)
             if not report["reliable"]:
-                words = f"no reliable sync (best guess: {words})"
+                words = ("no reliable sync: no reading" if report["min_dist"] is None
+                         else f"no reliable sync (best guess: {words})")
         reliable = ("<span style='color:#1f9d55'>reliable</span>" if report["reliable"]
                     else "<span style='color:#b7791f'>unsure</span>")
         faces = len(report["tracks"])

@@ -192,7 +192,9 @@
     card.querySelector(".name").append(badge);
     card.querySelector(".offset").textContent = offset === null ? "–" : `${signed(offset)} frames`;
     card.querySelector(".words").textContent = offset === null ? "no reading"
-      : report.reliable ? inWords(offset, ms) : `no reliable sync (best guess: ${inWords(offset, ms)})`;
+      : report.reliable ? inWords(offset, ms)
+      : report.min_dist === null ? "no reliable sync: no reading"
+      : `no reliable sync (best guess: ${inWords(offset, ms)})`;
     card.querySelector(".conf").textContent = fmt(report.confidence);
     card.querySelector(".dist").textContent = fmt(report.min_dist);
     card.querySelector(".faces").textContent = String(report.tracks.length);

@@ -110,3 +110,16 @@ def test_analyze_errors_are_readable_messages(case, tmp_path, clip):
         app_gradio.analyze(video, engines, 15, progress=ProgressRecorder())
     message = caught.value.message
     assert expected in message and "\n" not in message and "Traceback" not in message
+
+
+def test_a_muted_video_shows_no_reading_rather_than_a_guess(clip, tmp_path):
+    """A face with a digitally silent soundtrack: the card says there is no reading, not an offset."""
+    from syncnet_fcn.media import iter_frames, load_audio
+
+    source = clip(SHORT_CLIP)
+    muted = tmp_path / "muted.mp4"
+    write_test_video(muted, [f for _, f in iter_frames(source)], np.zeros_like(load_audio(source)))
+    summary, *_, json_path = app_gradio.analyze(str(muted), ["landmark"], 15, progress=ProgressRecorder())
+    report = json.loads(open(json_path).read())["engines"]["landmark"]
+    assert report["reliable"] is False and report["min_dist"] is None
+    assert "no reliable sync: no reading" in summary and "best guess" not in summary
