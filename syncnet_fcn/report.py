@@ -194,20 +194,24 @@ def attribute_speakers(results: list[TrackResult], relative_threshold: float | N
             rejudged = judge_at(result.sync, shared)
             if rejudged is not None:
                 values, result.speaking_offset = np.asarray(rejudged, dtype=float), int(shared)
-        per_frame[result.track_id] = values
-    end = max(r.track.end_frame for r in results) + 1
-    confidence = np.full((len(results), end), -np.inf)
-    for row, result in enumerate(results):
-        values = per_frame[result.track_id]
-        confidence[row, result.track.start_frame : result.track.start_frame + len(values)] = np.nan_to_num(
-            values, nan=-np.inf)
-    on_screen = np.isfinite(confidence).sum(axis=0)
-    best = confidence.argmax(axis=0)
-    for row, result in enumerate(results):
-        frames = slice(result.track.start_frame, result.track.start_frame + len(per_frame[result.track_id]))
-        own = confidence[row, frames]
+        per_frame[result.track_id] = np.nan_to_num(values, nan=-np.inf)
+    # each face against the faces on screen with it, over its own span only: a long stream with
+    # hundreds of tracks never needs a (tracks x frames) array
+    for result in results:
+        own = per_frame[result.track_id]
+        first, stop = result.track.start_frame, result.track.start_frame + len(own)
+        rivals = np.full(len(own), -np.inf)  # the best other face's confidence, frame by frame
+        company = np.zeros(len(own), bool)  # another face is on screen
+        for other in results:
+            theirs = per_frame[other.track_id]
+            lo, hi = max(first, other.track.start_frame), min(stop, other.track.start_frame + len(theirs))
+            if other is result or lo >= hi:
+                continue
+            span = theirs[lo - other.track.start_frame : hi - other.track.start_frame]
+            rivals[lo - first : hi - first] = np.maximum(rivals[lo - first : hi - first], span)
+            company[lo - first : hi - first] |= np.isfinite(span)
         alone = own > result.speaking_threshold
-        chosen = (on_screen[frames] >= 2) & (best[frames] == row) & (own > relative_threshold)
+        chosen = company & (own > rivals) & (own > relative_threshold)
         result.speaking = alone | chosen
 
 
