@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .media import track_audio
+from .report import main_track_rank
 
 BENCHMARK_SHIFTS = (-12, -7, -3, 0, 4, 9)
 CONTEXTS = (5, 15, 50)
@@ -138,7 +139,7 @@ def summarize_results(results: Sequence[ShiftResult], contexts: Sequence[int] = 
         "clips": len({r.clip for r in results}),
         "clip_level": _rate(r.correct for r in known),
         "relative": _rate(r.relative_correct for r in results),
-        "flagged_reliable": _rate(None if r.reliable is None else r.reliable for r in known),
+        "flagged_reliable": _rate(r.reliable for r in known),
         "clip_level_if_reliable": _rate(r.correct for r in known if r.reliable),
     }
     for k in contexts:
@@ -245,13 +246,8 @@ def read_shifted_copies(
 
 
 def main_track_index(syncs: Sequence) -> int:
-    """The track a report would call main: reliable first, then the highest confidence (as SyncReport)."""
-
-    def key(i):
-        c = syncs[i].confidence
-        return (bool(syncs[i].reliable), c if c is not None and np.isfinite(c) else -np.inf)
-
-    return max(range(len(syncs)), key=key)
+    """The track a report would call main (:func:`syncnet_fcn.report.main_track_rank`)."""
+    return max(range(len(syncs)), key=lambda i: main_track_rank(syncs[i]))
 
 
 def evaluate_clip(

@@ -98,7 +98,7 @@ class SyncReport:
     def main(self) -> TrackResult | None:
         if not self.tracks:
             return None
-        return max(self.tracks, key=lambda t: (t.sync.reliable, _finite(t.sync.confidence)))
+        return max(self.tracks, key=lambda t: main_track_rank(t.sync))
 
     @property
     def offset_frames(self) -> int | None:
@@ -182,13 +182,13 @@ def attribute_speakers(results: list[TrackResult], relative_threshold: float | N
         result.speaking, result.speaking_offset = None, None
     if relative_threshold is None or len(results) < 2:
         return
-    main = max(results, key=lambda r: (r.sync.reliable, _finite(r.sync.confidence)))
+    main = max(results, key=lambda r: main_track_rank(r.sync))
     if not main.sync.reliable:
         return
+    shared = main.sync.offset_frames
     per_frame = {}
     for result in results:
         values = np.asarray(result.sync.per_frame_confidence, dtype=float)
-        shared = main.sync.offset_frames
         if (judge_at is not None and result is not main and not result.sync.reliable
                 and abs(result.sync.offset_frames - shared) > 1):
             rejudged = judge_at(result.sync, shared)
@@ -251,6 +251,11 @@ def _runs(active: np.ndarray, min_len: int) -> list[tuple[int, int]]:
         prev = i
     runs.append((start, prev))
     return [(a, b) for a, b in runs if b - a + 1 >= min_len]
+
+
+def main_track_rank(sync: TrackSync) -> tuple[bool, float]:
+    """Which track a report calls main: reliable first, then the highest confidence."""
+    return bool(sync.reliable), _finite(sync.confidence)
 
 
 def _finite(x) -> float:
