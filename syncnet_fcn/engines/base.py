@@ -61,12 +61,16 @@ class SyncEngine(ABC):
     def per_frame_confidence_at(self, sync: TrackSync, offset_frames: int) -> np.ndarray | None:
         """``sync``'s per-frame confidence judged at another offset (one value per track frame), or
         None when the engine cannot say. Used to hear a face at the offset of the video's main face."""
-        from ..scoring import per_frame_confidence
-
         if sync.dists is None or sync.min_dist is None:
             return None
-        max_offset = (sync.dists.shape[1] - 1) // 2
-        return per_frame_confidence(sync.dists, max_offset - offset_frames, len(sync.per_frame_confidence))
+        column = (sync.dists.shape[1] - 1) // 2 - offset_frames
+        return self._per_frame_confidence(sync.dists, column, len(sync.per_frame_confidence))
+
+    def _per_frame_confidence(self, dists: np.ndarray, column: int, n_frames: int) -> np.ndarray:
+        """The engine's per-frame confidence at column ``column`` of ``dists``: the original's formula."""
+        from ..scoring import per_frame_confidence
+
+        return per_frame_confidence(dists, column, n_frames)
 
     @abstractmethod
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:

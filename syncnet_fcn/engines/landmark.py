@@ -160,7 +160,7 @@ class TrackFeatures:
     mouth: np.ndarray  # (n, d); zero rows where the mesh failed
     valid: np.ndarray  # (n,) mesh found
     pad: int
-    heard: np.ndarray | None = None  # (n + 2*pad,) audio row has sound (False in the padding); None: all
+    heard: np.ndarray  # (n + 2*pad,) audio row has sound: False in the padding and on digital silence
 
     @classmethod
     def build(cls, mouth: np.ndarray, valid: np.ndarray, audio: np.ndarray, pad: int) -> TrackFeatures:
@@ -333,11 +333,10 @@ def _train_steps(net, tracks, steps, max_shift, clip_frames, batch, lr, rng, log
 
 
 def _shifted_products(audio_vecs: np.ndarray, mouth_vecs: np.ndarray, pad: int, max_offset: int,
-                      heard: np.ndarray | None = None) -> np.ndarray:
+                      heard: np.ndarray) -> np.ndarray:
     """``out[i, k] = <mouth_vecs[i], audio_vecs[i - offset + pad]>`` with offset = max_offset − k.
 
-    Pairs whose audio frame lies outside the track (``i - offset`` not in ``[0, n)``) or, given
-    ``heard`` (per audio row), has no sound are NaN.
+    Pairs whose audio row is not ``heard`` — beyond the track (the padding) or digital silence — are NaN.
     """
     n = len(mouth_vecs)
     if pad < max_offset:
@@ -345,12 +344,9 @@ def _shifted_products(audio_vecs: np.ndarray, mouth_vecs: np.ndarray, pad: int, 
     frames = np.arange(n)
     out = np.empty((n, 2 * max_offset + 1))
     for k in range(2 * max_offset + 1):
-        audio_frame = frames - (max_offset - k)
-        out[:, k] = np.einsum("ij,ij->i", mouth_vecs, audio_vecs[audio_frame + pad])
-        missing = (audio_frame < 0) | (audio_frame >= n)
-        if heard is not None:
-            missing |= ~heard[np.clip(audio_frame + pad, 0, len(heard) - 1)]
-        out[missing, k] = np.nan
+        rows = frames - (max_offset - k) + pad
+        out[:, k] = np.einsum("ij,ij->i", mouth_vecs, audio_vecs[rows])
+        out[~heard[rows], k] = np.nan
     return out
 
 
@@ -781,11 +777,8 @@ class LandmarkEngine(SyncEngine):
         value = self.calibration.get("relative_speaking_threshold")
         return None if value is None else float(value)
 
-    def per_frame_confidence_at(self, sync: TrackSync, offset_frames: int) -> np.ndarray | None:
-        if sync.dists is None or sync.min_dist is None:
-            return None
-        max_offset = (sync.dists.shape[1] - 1) // 2
-        return local_confidence(sync.dists, len(sync.per_frame_confidence), offset_index=max_offset - offset_frames)
+    def _per_frame_confidence(self, dists: np.ndarray, column: int, n_frames: int) -> np.ndarray:
+        return local_confidence(dists, n_frames, offset_index=column)
 
     def _check(self, n_frames: int) -> None:
         if n_frames < MIN_TRACK_FRAMES:
