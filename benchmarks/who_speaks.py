@@ -79,33 +79,42 @@ DEFAULT_PAIRS = [
 ]
 
 
-def marked_with_a_narrator(pipe, left: Path, right: Path, narrator: Path) -> float:
-    """The share of frames on which some face is marked speaking while the voice is neither's."""
+def read_duo(pipe, left: Path, right: Path, narrator: Path | None = None):
+    """``(report, frames, first frame of the right face's voice, width of the left half)`` of the
+    side-by-side clip (see :func:`make_duo`), written to a temporary file."""
     with tempfile.TemporaryDirectory() as tmp:
         duo = Path(tmp) / "duo.mp4"
-        n, _, _ = make_duo(left, right, duo, narrator=narrator)
-        report = pipe.run(duo)
+        n, switch, left_width = make_duo(left, right, duo, narrator=narrator)
+        return pipe.run(duo), n, switch, left_width
+
+
+def speaking_mask(result, n: int) -> np.ndarray:
+    """``(n,)`` frames on which the track is marked speaking."""
+    marked = np.zeros(n, bool)
+    for segment in result.speaking_segments():
+        marked[segment["start_frame"] : segment["end_frame"] + 1] = True
+    return marked
+
+
+def marked_with_a_narrator(pipe, left: Path, right: Path, narrator: Path) -> float:
+    """The share of frames on which some face is marked speaking while the voice is neither's."""
+    report, n, _, _ = read_duo(pipe, left, right, narrator)
     marked = np.zeros(n, bool)
     for result in report.tracks:
-        for segment in result.speaking_segments():
-            marked[segment["start_frame"] : segment["end_frame"] + 1] = True
+        marked |= speaking_mask(result, n)
     return round(float(marked.mean()), 3)
 
 
 def measure_pair(pipe, left: Path, right: Path, narrator: Path | None = None) -> dict:
     """Who speaks when on the side-by-side clip of ``left`` and ``right``, against the truth; with
     ``narrator``, also on the same faces with that clip's voice instead."""
-    with tempfile.TemporaryDirectory() as tmp:
-        duo = Path(tmp) / "duo.mp4"
-        n, switch, left_width = make_duo(left, right, duo)
-        report = pipe.run(duo)
+    report, n, switch, left_width = read_duo(pipe, left, right)
     truth = np.where(np.arange(n) < switch, 0, 1)  # 0: left face speaks, 1: right face
     speaking = np.zeros((2, n), bool)
     rows = []
     for result in report.tracks:
         side = 0 if result.track.boxes[:, [0, 2]].mean() < left_width else 1
-        for segment in result.speaking_segments():
-            speaking[side, segment["start_frame"] : segment["end_frame"] + 1] = True
+        speaking[side] |= speaking_mask(result, n)
         rows.append({
             "track": result.track_id, "side": "left" if side == 0 else "right",
             "offset_frames": result.sync.offset_frames, "confidence": round(float(result.sync.confidence), 3),
