@@ -28,6 +28,7 @@ from werkzeug.exceptions import HTTPException
 
 from syncnet_fcn import __version__, plots, service
 from syncnet_fcn.errors import InvalidArgumentError, SyncNetError
+from syncnet_fcn.native_logs import filter_native_stderr
 
 log = logging.getLogger("syncnet_fcn.app")
 HERE = Path(__file__).resolve().parent
@@ -356,5 +357,6 @@ def _megabytes(n: int | None) -> str:
 app = create_app()
 
 if __name__ == "__main__":
+    filter_native_stderr()
     logging.basicConfig(level=logging.INFO)
     app.run(host="0.0.0.0", port=int(os.environ.get("PORT", "5000")), threaded=True)

@@ -21,6 +21,7 @@ import gradio as gr
 from syncnet_fcn import __version__, plots, service
 from syncnet_fcn.engines import ENGINE_NAMES
 from syncnet_fcn.errors import SyncNetError
+from syncnet_fcn.native_logs import filter_native_stderr
 
 log = logging.getLogger("syncnet_fcn.app_gradio")
 HERE = Path(__file__).resolve().parent
@@ -221,6 +222,7 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 
 if __name__ == "__main__":
+    filter_native_stderr()
     demo.queue(max_size=8).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

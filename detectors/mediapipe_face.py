@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 
@@ -32,11 +30,6 @@ EDGE_FRACTION = 0.02
 # A raw box wider or taller than this fraction of the frame's shorter side is a close-up: the model
 # boxes such faces short without a border (syncnet_example.avi: 152 px without, 160 px with).
 CLOSE_UP_FRACTION = 0.4
-
-# MediaPipe (glog/TFLite) is chatty on stderr; keep warnings and errors only.
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def available() -> bool:
     try:

@@ -14,11 +14,14 @@ from pathlib import Path
 
 from . import SIGN_CONVENTION, __version__
 from .errors import InvalidArgumentError, SyncNetError
+from .native_logs import filter_native_stderr
 
 EXIT_USAGE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # run as the program (not called from Python): keep mediapipe's log lines off the terminal
+        filter_native_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
