@@ -16,6 +16,8 @@ from .tracking import FaceTrack
 
 # A speaking segment shorter than this is noise; gaps shorter than this are bridged.
 MIN_SEGMENT_FRAMES = 5
+# The terminal table lists at most this many speaking segments; the JSON has them all.
+TABLE_TURNS = 20
 
 
 @dataclass
@@ -142,21 +144,36 @@ class SyncReport:
             f"{Path(self.video).name} · {self.duration_s:.2f} s · engine {self.engine}"
             + (f" ({self.weights})" if self.weights else "")
         ]
-        header = f"{'track':>5}  {'frames':>13}  {'face px':>7}  {'offset':>6}  {'ms':>6}  {'conf':>6}  {'min dist':>8}  reliable"
+        header = (f"{'track':>5}  {'frames':>13}  {'face px':>7}  {'offset':>6}  {'ms':>6}  {'conf':>6}  "
+                  f"{'min dist':>8}  {'speaks':>6}  reliable")
         lines += [header, "-" * len(header)]
         for t in self.tracks:
             s = t.sync
+            speaks = float(np.mean(t.speaking_frames())) if t.track.n_frames else 0.0
             lines.append(
                 f"{t.track_id:>5}  {t.track.start_frame:>6}-{t.track.end_frame:<6}  "
                 f"{t.track.bbox_summary()['size']:>7.0f}  {s.offset_frames:>+6d}  "
                 f"{s.offset_frames * 1000 // TIMELINE_FPS:>+6d}  {_fmt(s.confidence):>6}  {_fmt(s.min_dist):>8}  "
-                f"{'yes' if s.reliable else 'no'}" + (f"  ({s.note})" if s.note else "")
+                f"{speaks:>6.0%}  {'yes' if s.reliable else 'no'}" + (f"  ({s.note})" if s.note else "")
             )
         main = self.main
         if main is not None:
             lines.append("")
             lines.append(f"main track {main.track_id}: {describe_reading(main.sync)}")
+        if len(self.tracks) > 1:
+            lines += self._format_turns()
         return "\n".join(lines)
+
+    def _format_turns(self, most: int = TABLE_TURNS) -> list[str]:
+        """"Who speaks when" for the terminal: the speaking segments of all faces in time order."""
+        turns = sorted((seg["start_s"], seg["end_s"], t.track_id) for t in self.tracks for seg in t.speaking_segments())
+        if not turns:
+            return ["", "who speaks when: no face is marked speaking anywhere"]
+        lines = ["", "who speaks when:"]
+        lines += [f"  {_clock(start):>9} – {_clock(end):<9}  track {track_id}" for start, end, track_id in turns[:most]]
+        if len(turns) > most:
+            lines.append(f"  … {len(turns) - most} more segments (all of them: --json, speaking_segments)")
+        return lines
 
 
 def attribute_speakers(results: list[TrackResult], relative_threshold: float | None,
@@ -213,6 +230,15 @@ def attribute_speakers(results: list[TrackResult], relative_threshold: float | N
         alone = own > result.speaking_threshold
         chosen = company & (own > rivals) & (own > relative_threshold)
         result.speaking = alone | chosen
+
+
+def _clock(seconds: float) -> str:
+    """``75.4`` → ``"1:15.40"``; hours when needed (``"5:00:00.00"``)."""
+    centis = int(round(float(seconds) * 100))  # round once, so 3599.999 s reads 1:00:00.00, not 59:60.00
+    minutes, centis = divmod(centis, 6000)
+    hours, minutes = divmod(minutes, 60)
+    secs = f"{centis // 100:02d}.{centis % 100:02d}"
+    return f"{hours}:{minutes:02d}:{secs}" if hours else f"{minutes}:{secs}"
 
 
 def describe_reading(sync) -> str:

@@ -114,3 +114,38 @@ def test_two_real_faces_side_by_side_the_voice_is_given_to_the_face_it_belongs_t
     assert measured["frames_attributed_right"] >= 0.6
     assert measured["frames_attributed_wrong"] <= 0.2
     assert measured["frames_marked_with_narrator"] <= 0.2
+
+
+def table_of(results) -> str:
+    from syncnet_fcn.report import SyncReport
+
+    return SyncReport(video="talk.mp4", engine="landmark", weights=None, duration_s=4000.0, max_offset=15,
+                      tracks=results).format_table()
+
+
+def test_the_table_says_how_much_each_face_speaks_and_lists_turns_in_time_order():
+    a = planted(0, 0, [0.0] * 40)
+    b = planted(1, 0, [0.0] * 40)
+    a.speaking = np.r_[np.ones(10, bool), np.zeros(30, bool)]   # 25 % of its frames
+    b.speaking = np.r_[np.zeros(20, bool), np.ones(20, bool)]   # 50 %
+    lines = table_of([a, b]).splitlines()
+    rows = {int(line.split()[0]): line for line in lines if line.strip()[:1].isdigit() and "-" in line}
+    assert "25%" in rows[0] and "50%" in rows[1]
+    turns = lines[lines.index("who speaks when:") + 1:]
+    assert turns == ["    0:00.00 – 0:00.40    track 0", "    0:00.80 – 0:01.60    track 1"]
+
+
+def test_the_table_caps_the_turns_it_lists_and_says_where_the_rest_are():
+    from syncnet_fcn.report import TABLE_TURNS
+
+    n = 4 * 10 * (TABLE_TURNS + 5)  # speaking 10 frames out of every 40: TABLE_TURNS + 5 segments
+    a = planted(0, 90_000, [0.0] * n)  # starts an hour in
+    b = planted(1, 90_000, [0.0] * n)
+    a.speaking = (np.arange(n) % 40) < 10
+    b.speaking = np.zeros(n, bool)
+    table = table_of([a, b])
+    assert table.count("  track 0") == TABLE_TURNS
+    assert "… 5 more segments" in table and "1:00:00.00" in table
+    b.speaking[:] = False
+    a.speaking[:] = False
+    assert "no face is marked speaking" in table_of([a, b])
