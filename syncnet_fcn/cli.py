@@ -101,8 +101,10 @@ def cmd_detect(args) -> int:
     from .tracking import TrackingOptions
 
     video = Path(args.video)
-    if not video.is_file():
+    if not video.exists():
         raise InvalidArgumentError(f"no such file: {video}")
+    if video.is_dir():
+        raise InvalidArgumentError(f"{video} is a directory, not a video file")
     out = Path(args.out) if args.out else None
     if out is not None and out.resolve() == video.resolve():
         raise InvalidArgumentError("--out would overwrite the input video")

@@ -126,6 +126,8 @@ def test_missing_file_exit_2(capsys, tmp_path):
     code, _, err = run_cli(["detect", tmp_path / "nope.mp4"], capsys)
     assert code == 2
     assert err.startswith("error:") and "nope.mp4" in err and err.count("\n") == 1
+    code, _, err = run_cli(["detect", tmp_path], capsys)
+    assert code == 2 and "is a directory" in err and err.count("\n") == 1
 
 
 def test_random_bytes_exit_2(capsys, tmp_path):
