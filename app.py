@@ -166,12 +166,13 @@ class SyncService:
 
 
 def render_plots(video: Path, reports: dict[str, dict]) -> dict:
-    """The three figures as inline PNG data URIs."""
-    preview_engine = next(iter(reports))
+    """The four figures as inline PNG data URIs."""
+    speaking = reports[plots.speaking_engine(reports)]
     figures = {
         "confidence": plots.confidence_figure(reports),
         "offset_curves": plots.offset_curves_figure(reports),
-        "preview": plots.preview_figure(video, reports[preview_engine]),
+        "speaking": plots.speaking_figure(speaking),
+        "preview": plots.preview_figure(video, speaking),
     }
     return {name: plots.png_data_uri(plots.figure_png(fig)) for name, fig in figures.items()}
 

@@ -81,11 +81,12 @@ def analyze(video: str | None, engines: list[str], max_offset: float, progress=g
         progress(0.87, desc="Drawing plots")
         confidence = plots.confidence_figure(reports)
         curves = plots.offset_curves_figure(reports)
-        stills = plots.preview_figure(video, reports[next(iter(reports))])
+        speaking = reports[plots.speaking_engine(reports)]
+        turns = plots.speaking_figure(speaking)
+        stills = plots.preview_figure(video, speaking)
         out_dir = _new_output_dir()
         progress(0.93, desc="Annotating the video")
-        annotated = plots.write_annotated_video(video, reports[next(iter(reports))],
-                                                out_dir / f"{Path(name).stem}_annotated.mp4")
+        annotated = plots.write_annotated_video(video, speaking, out_dir / f"{Path(name).stem}_annotated.mp4")
         json_path = out_dir / f"{Path(name).stem}_sync.json"
         json_path.write_text(json.dumps(document, indent=2))
     except SyncNetError as exc:
@@ -95,7 +96,7 @@ def analyze(video: str | None, engines: list[str], max_offset: float, progress=g
         raise gr.Error(f"internal error ({type(exc).__name__}); the server log has the details",
                        title="Something went wrong", print_exception=False) from None
     progress(1.0, desc="Done")
-    return (summary_html(document), summary_table(document), confidence, curves, str(annotated), stills,
+    return (summary_html(document), summary_table(document), confidence, curves, turns, str(annotated), stills,
             str(json_path))
 
 
@@ -203,6 +204,9 @@ def build_demo() -> gr.Blocks:
                     with gr.Tab("Offset curves"):
                         curves_plot = gr.Plot(label="Offset curves", show_label=False, format="png",
                                               elem_id="offset-plot")
+                    with gr.Tab("Who speaks when"):
+                        turns_plot = gr.Plot(label="Who speaks when", show_label=False, format="png",
+                                             elem_id="speaking-plot")
                     with gr.Tab("Annotated video"):
                         annotated = gr.Video(label="Faces and who is speaking", interactive=False, height=420,
                                              elem_id="annotated-video")
@@ -214,7 +218,7 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(f"<small>syncnet_fcn {__version__} · confidence is LSE-C, min distance is LSE-D "
                     "(SyncNet's measures).</small>")
         run.click(analyze, inputs=[video, engines, max_offset],
-                  outputs=[summary, table, confidence_plot, curves_plot, annotated, stills, result_file],
+                  outputs=[summary, table, confidence_plot, curves_plot, turns_plot, annotated, stills, result_file],
                   api_name="analyze", concurrency_limit=1)
     return demo
 

@@ -157,6 +157,7 @@
     const plots = result.plots || {};
     setImage("plot-confidence", plots.confidence);
     setImage("plot-offset-curves", plots.offset_curves);
+    setImage("plot-speaking", plots.speaking);
     setImage("plot-preview", plots.preview);
 
     const blob = new Blob([JSON.stringify(result, null, 2)], { type: "application/json" });

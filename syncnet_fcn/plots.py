@@ -1,4 +1,5 @@
-"""Figures the web front ends show: per-frame confidence, offset curves, and annotated frames of the video.
+"""Figures the web front ends show: per-frame confidence, offset curves, who speaks when, and annotated
+frames of the video.
 
 Every function takes report dictionaries (``SyncReport.to_dict(full=True)``, keyed by engine name), so
 the Flask API, the Gradio demo and a notebook draw the same pictures from the same JSON. Figures are
@@ -134,6 +135,45 @@ def _mark_chosen(ax, offsets: np.ndarray, dist: np.ndarray, chosen: int, color: 
         return
     ax.axvline(chosen, color=color, lw=1.0, ls=":", alpha=0.9)
     ax.plot([chosen], [dist[hits[0]]], marker="o", ms=9, mfc="none", mec="#111111", mew=1.6, zorder=5)
+
+
+# -- who speaks when --------------------------------------------------------------------------------------
+
+
+def speaking_engine(reports: Mapping[str, dict]) -> str | None:
+    """The engine whose "who speaks when" the front ends show: the first (in the order given) whose
+    main reading is reliable, else the first. An unreliable engine marks nobody speaking, or guesses."""
+    names = list(reports)
+    reliable = [name for name in names if reports[name].get("reliable")]
+    return (reliable or names or [None])[0]
+
+
+def speaking_figure(report: dict, *, width: float = 9.0, row_height: float = 0.42) -> Figure:
+    """Who speaks when: a row per face track, its span in grey, where it is the voice heard in green.
+
+    ``report`` is one engine's ``to_dict()``; the rows follow its ``speaking_segments``.
+    """
+    tracks = sorted(report.get("tracks", []), key=lambda t: t["track_id"])
+    fps = report.get("fps") or TIMELINE_FPS
+    fig = Figure(figsize=(width, 1.1 + row_height * max(1, len(tracks))), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    for row, track in enumerate(tracks):
+        start = track["start_frame"] / fps
+        ax.broken_barh([(start, (track["end_frame"] + 1) / fps - start)], (row - 0.35, 0.7), color=SILENT_COLOR,
+                       alpha=0.35)
+        spans = [(seg["start_s"], seg["end_s"] - seg["start_s"]) for seg in track.get("speaking_segments", [])]
+        ax.broken_barh(spans, (row - 0.35, 0.7), color=SPEAKING_COLOR)
+    ax.set_yticks(range(len(tracks)), [f"face {t['track_id']}" for t in tracks])
+    ax.set_ylim(-0.6, max(1, len(tracks)) - 0.4)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(report.get("duration_s") or 0.0, 1.0 / fps))
+    ax.set_xlabel("time (s)")
+    ax.grid(True, axis="x", alpha=0.3)
+    if not tracks:
+        _no_data(ax, "no face tracks")
+    ax.set_title(f"Who speaks when (per {engine_label(report.get('engine', ''))}): green = this face is the "
+                 "voice heard, grey = face on screen", fontsize=10)
+    return fig
 
 
 # -- annotated frames -------------------------------------------------------------------------------------

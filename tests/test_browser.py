@@ -134,7 +134,7 @@ def test_flask_page_shows_every_engine_and_the_plots(page, flask_url, video, exp
         assert words.startswith("no reliable sync (best guess") == (not expected_reliable[name])
     rows = page.locator("#result-table tbody tr")
     assert rows.count() >= len(expected_offsets)
-    for plot in ("plot-confidence", "plot-offset-curves", "plot-preview"):
+    for plot in ("plot-confidence", "plot-offset-curves", "plot-speaking", "plot-preview"):
         width = page.eval_on_selector(f"#{plot}", "img => img.naturalWidth")
         assert width > 300, f"{plot} did not render"
     assert page.get_attribute("#download-json", "href").startswith("blob:")

@@ -353,9 +353,9 @@ def test_analyze_returns_curves_tracks_and_plots(client, conforms, clip):
     main_row = doc["summary"][0]
     assert main_row["main"] and main_row["offset_frames"] == report["offset_frames"]
     assert main_row["offset_ms"] == report["offset_frames"] * 40
-    for name in ("confidence", "offset_curves", "preview"):
+    for name in ("confidence", "offset_curves", "speaking", "preview"):
         image = decode_png_data_uri(doc["plots"][name])
-        assert image.shape[0] > 150 and image.shape[1] > 300
+        assert image.shape[0] > 100 and image.shape[1] > 300
         assert image.std() > 10  # something was drawn
 
 
@@ -395,7 +395,7 @@ def test_job_reports_progress_then_the_result(client, conforms, clip):
     assert body["state"] == "done", body
     assert seen == sorted(seen) and seen[-1] == 1.0
     assert body["result"]["video"] == SHORT_CLIP
-    assert set(body["result"]["plots"]) == {"confidence", "offset_curves", "preview"}
+    assert set(body["result"]["plots"]) == {"confidence", "offset_curves", "speaking", "preview"}
 
 
 def test_unknown_job_is_404(client, conforms):

@@ -67,7 +67,7 @@ def test_examples_are_only_clips_that_exist(clip):
 def test_analyze_shows_each_engine_with_plots_video_and_json(clip):
     video = clip(SHORT_CLIP)
     progress = ProgressRecorder()
-    summary, table, confidence, curves, annotated, stills, json_path = app_gradio.analyze(
+    summary, table, confidence, curves, turns, annotated, stills, json_path = app_gradio.analyze(
         str(video), ["landmark"], 15, progress=progress)
 
     document = json.loads(open(json_path).read())
@@ -80,7 +80,7 @@ def test_analyze_shows_each_engine_with_plots_video_and_json(clip):
     # an unreliable reading is shown as a best guess, never as the verdict alone
     assert ("no reliable sync (best guess" in summary) == (not report["reliable"])
     assert len(table) == len(report["tracks"]) and table[0][3] == offset and table[0][4] == offset * 40
-    for figure in (confidence, curves, stills):
+    for figure in (confidence, curves, turns, stills):
         assert isinstance(figure, Figure) and figure.axes
     assert [line.get_label() for line in confidence.axes[0].get_lines()][0] == "Landmark"
 
