@@ -27,6 +27,23 @@ EYE_OUTER_CORNERS = (33, 263)
 RIGID_POINTS = (33, 133, 263, 362, 168, 6, 197, 195, 5, 4, 10, 151, 9, 8, 234, 454, 127, 356, 70, 300)
 
 N_LANDMARKS = 468
+# The mesh points the lip features read: the rigid points the pose is fitted on, both lip contours, the
+# chin and the nose tip (62 of 468). A track's mesh is kept as these alone (:func:`compact_landmarks`):
+# a 5-hour stream is 450,000 frames, and the whole mesh would be 2.5 GB of it.
+FEATURE_POINTS = tuple(sorted(set(RIGID_POINTS + LIPS_OUTER + LIPS_INNER + (CHIN, NOSE_TIP))))
+_COLUMN = {point: column for column, point in enumerate(FEATURE_POINTS)}
+
+
+def compact_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """``(n, 468, 3)`` face meshes → ``(n, len(FEATURE_POINTS), 3)``; already compact ones pass through."""
+    landmarks = np.asarray(landmarks)
+    if landmarks.ndim != 3 or landmarks.shape[1] not in (N_LANDMARKS, len(FEATURE_POINTS)):
+        raise ValueError(f"expected (n, {N_LANDMARKS}, 3) or (n, {len(FEATURE_POINTS)}, 3) landmarks, got {landmarks.shape}")
+    return landmarks if landmarks.shape[1] == len(FEATURE_POINTS) else landmarks[:, FEATURE_POINTS]
+
+
+def _columns(points) -> list[int]:
+    return [_COLUMN[point] for point in points]
 
 
 class FaceMeshTracker:
@@ -165,14 +182,16 @@ def _canonical_pose(rigid: np.ndarray) -> np.ndarray:
 def align_landmarks(landmarks: np.ndarray) -> np.ndarray:
     """Map every valid frame's mesh onto the track's mean face, upright and frontal, eye-corner distance 1.
 
-    ``landmarks`` is ``(n, 468, 3)`` with NaN rows for frames without a face; those stay NaN.
+    ``landmarks`` is ``(n, 468, 3)`` or compact (:func:`compact_landmarks`), with NaN rows for frames
+    without a face; those stay NaN. Returns the compact points, aligned.
     """
+    landmarks = compact_landmarks(landmarks)
     aligned = np.full(landmarks.shape, np.nan, dtype=np.float64)
     valid = np.isfinite(landmarks).all(axis=(1, 2))
     if not valid.any():
         return aligned
     pts = landmarks[valid].astype(np.float64)
-    rigid = pts[:, RIGID_POINTS]
+    rigid = pts[:, _columns(RIGID_POINTS)]
     reference = rigid[0]
     # two passes: align to the first frame, then to the mean of the aligned rigid points
     for _ in range(2):
@@ -186,7 +205,7 @@ def align_landmarks(landmarks: np.ndarray) -> np.ndarray:
 
 
 def mouth_features(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, 468, 3)`` landmarks → ``(features (n, d), valid (n,))``.
+    """``(n, 468, 3)`` (or compact) landmarks → ``(features (n, d), valid (n,))``.
 
     Columns: inner-lip openings (7), outer-lip openings (5), inner and outer mouth width, chin drop
     from the nose, then the 40 lip-contour points' x and y relative to the mouth centre. All are in
@@ -196,12 +215,12 @@ def mouth_features(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     valid = np.isfinite(aligned).all(axis=(1, 2))
 
     def dist(a, b):
-        return np.linalg.norm(aligned[:, a, :2] - aligned[:, b, :2], axis=-1)
+        return np.linalg.norm(aligned[:, _COLUMN[a], :2] - aligned[:, _COLUMN[b], :2], axis=-1)
 
     openings = [dist(a, b) for a, b in INNER_OPENING_PAIRS + OUTER_OPENING_PAIRS]
     widths = [dist(*MOUTH_CORNERS_INNER), dist(*MOUTH_CORNERS_OUTER)]
-    chin_drop = [aligned[:, CHIN, 1] - aligned[:, NOSE_TIP, 1]]
-    lips = aligned[:, LIPS_OUTER + LIPS_INNER, :2]
+    chin_drop = [aligned[:, _COLUMN[CHIN], 1] - aligned[:, _COLUMN[NOSE_TIP], 1]]
+    lips = aligned[:, _columns(LIPS_OUTER + LIPS_INNER), :2]
     centre = lips.mean(axis=1, keepdims=True)
     contour = (lips - centre).reshape(len(aligned), -1)
     features = np.column_stack(openings + widths + chin_drop + [contour])

@@ -24,7 +24,7 @@ from syncnet_fcn.engines.landmark import (
 from syncnet_fcn.errors import InvalidArgumentError
 from syncnet_fcn.evaluation import leave_one_corpus_out, own_offset
 from syncnet_fcn.media import load_audio, shift_audio
-from syncnet_fcn.mouth import MOUTH_ROI_SHAPE, FaceMeshTracker, mouth_appearance, mouth_features
+from syncnet_fcn.mouth import MOUTH_ROI_SHAPE, FaceMeshTracker, compact_landmarks, mouth_appearance, mouth_features
 
 pytestmark = pytest.mark.skipif(not landmark_available()[0], reason=landmark_available()[1])
 
@@ -299,6 +299,42 @@ def test_engine_runs_through_the_pipeline_on_a_shifted_clip(clip):
     report = pipe.analyze(path, tracks=tracks, audio=shift_audio(load_audio(path), 9))["landmark"]
     assert abs(report.offset_frames - (3 - 9)) <= 1
     assert report.tracks[0].sync.dists.shape[1] == 31
+
+
+def test_the_compact_mesh_and_appearance_the_pipeline_keeps_read_exactly_like_the_whole_mesh(clip):
+    """The pipeline keeps of each frame only the mesh's feature points and the mouth image's low
+    frequencies (about 1 kB, not 7): the reading must be the one the whole mesh and images give."""
+    landmarks, images, audio, track = clip_observations(clip("lrs2_deepavsr_00001.mp4"))
+    span = track_span(shift_audio(audio, 4), track)
+    whole = score_track(landmarks, span, MAX_OFFSET, mouth_images=images)
+    found = np.isfinite(landmarks).all(axis=(1, 2))
+    compact = compact_landmarks(landmarks)
+    assert compact.nbytes * 7 < landmarks.nbytes
+    kept = score_track(compact, span, MAX_OFFSET, appearance=mouth_appearance(images, found))
+    np.testing.assert_array_equal(kept.dists, whole.dists)
+    assert (kept.offset_frames, kept.confidence) == (whole.offset_frames, whole.confidence)
+
+
+def test_a_long_track_is_scored_in_pieces_and_still_reads_its_shift(clip, monkeypatch):
+    """A track hours long is scored in pieces of bounded length (memory): the same shapes, the shift
+    still read, and a piece where the mesh lost the face counts as typical pairs, not as an error."""
+    import syncnet_fcn.engines.landmark as landmark
+
+    path = clip("syncnet_example.avi")
+    landmarks, images, audio, track = clip_observations(path)
+    span = track_span(shift_audio(audio, -7), track)
+    expected = own_offset("syncnet_example.avi") + 7
+    whole = score_track(landmarks, span, MAX_OFFSET, mouth_images=images)
+    monkeypatch.setattr(landmark, "SCORING_PIECE_FRAMES", 110)  # 317 frames: three pieces of 105-106
+    pieces = score_track(landmarks, span, MAX_OFFSET, mouth_images=images)
+    assert pieces.dists.shape == whole.dists.shape and pieces.per_frame_confidence.shape == (len(landmarks),)
+    assert not np.array_equal(pieces.dists, whole.dists)  # each piece standardised on its own
+    assert abs(pieces.offset_frames - expected) <= 1 and pieces.reliable
+    lost = landmarks.copy()
+    lost[212:] = np.nan  # the last piece has no face mesh at all
+    scores = landmark.piecewise_frame_scores(lost, span, MAX_OFFSET, load_models(), 0.0, images)
+    assert np.all(scores[212:] == 0) and np.count_nonzero(scores[:212]) > 0
+    assert abs(score_track(lost, span, MAX_OFFSET, mouth_images=images).offset_frames - expected) <= 1
 
 
 def test_too_short_tracks_are_refused():

@@ -69,6 +69,7 @@ SPEECH_BAND_HZ = (300.0, 3000.0)
 # Digital silence must not become log(0): energies are floored this far below the track's median.
 ENERGY_FLOOR_RATIO = 1e-3
 AUDIO_FEATURES = STEPS_PER_FRAME * (N_MFCC + 2)  # 60
+AUDIO_BLOCK_STEPS = 4096  # analysis windows whose spectra are computed together
 # Frames of audio context either side of a frame for the CCA.
 CCA_AUDIO_CONTEXT = 2
 # Sync distances are judged over 5-frame windows, like SyncNet's.
@@ -102,13 +103,21 @@ def audio_frame_features(audio: np.ndarray, n_frames: int, pad_frames: int = 0) 
     samples[1:] = samples[1:] - PRE_EMPHASIS * samples[:-1]
 
     rows = n_frames + 2 * pad_frames
-    starts = HOP_SAMPLES * np.arange(rows * STEPS_PER_FRAME)
-    windows = np.lib.stride_tricks.sliding_window_view(samples, WINDOW_SAMPLES)[starts]
-    power = np.abs(np.fft.rfft(windows * np.hamming(WINDOW_SAMPLES), FFT_SIZE)) ** 2 / FFT_SIZE
-
-    mel = power @ get_filterbanks(N_MEL_BANDS, FFT_SIZE, AUDIO_SAMPLE_RATE).T
+    steps = rows * STEPS_PER_FRAME
+    all_windows = np.lib.stride_tricks.sliding_window_view(samples, WINDOW_SAMPLES)
+    hamming = np.hamming(WINDOW_SAMPLES)
+    banks = get_filterbanks(N_MEL_BANDS, FFT_SIZE, AUDIO_SAMPLE_RATE).T
     freqs = np.fft.rfftfreq(FFT_SIZE, 1 / AUDIO_SAMPLE_RATE)
-    speech = power[:, (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])].sum(axis=1)
+    band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])
+    mel = np.empty((steps, N_MEL_BANDS))
+    speech = np.empty(steps)
+    # the spectra in blocks: all at once they would take ~50 kB per frame
+    for first in range(0, steps, AUDIO_BLOCK_STEPS):
+        block = slice(first, min(steps, first + AUDIO_BLOCK_STEPS))
+        windows = all_windows[HOP_SAMPLES * np.arange(block.start, block.stop)]
+        power = np.abs(np.fft.rfft(windows * hamming, FFT_SIZE)) ** 2 / FFT_SIZE
+        mel[block] = power @ banks
+        speech[block] = power[:, band].sum(axis=1)
     total = mel.sum(axis=1)
     loud = total[total > 0]
     floor = (np.median(loud) if len(loud) else 1.0) * ENERGY_FLOOR_RATIO
@@ -170,10 +179,14 @@ class TrackFeatures:
         real[pad : pad + n] = True
         heard = np.zeros(len(audio_feats), dtype=bool)
         heard[pad : pad + n] = heard_frames(audio, n)
+        return cls(_standardize(audio_feats, real), np.zeros(0, np.float32), valid, pad, heard).with_mouth(mouth, valid)
+
+    def with_mouth(self, mouth: np.ndarray, valid: np.ndarray) -> TrackFeatures:
+        """The same audio side with other visual features of the same frames (another kind of member)."""
         mouth_z = np.zeros(mouth.shape, dtype=np.float32)
         if valid.any():
             mouth_z[valid] = _standardize(mouth[valid].astype(np.float64), np.ones(int(valid.sum()), bool))
-        return cls(_standardize(audio_feats, real), mouth_z, valid, pad, heard)
+        return TrackFeatures(self.audio, mouth_z, valid, self.pad, self.heard)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -379,16 +392,23 @@ VISUAL_LIPS = "lips"
 VISUAL_LIPS_APPEARANCE = "lips+appearance"
 
 
-def visual_features(landmarks: np.ndarray, mouth_images: np.ndarray | None, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(features (n, d), mesh found (n,))`` of one track for models trained on ``kind``."""
+def visual_features(landmarks: np.ndarray, mouth_images: np.ndarray | None, kind: str,
+                    appearance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(features (n, d), mesh found (n,))`` of one track for models trained on ``kind``.
+
+    Models that use the mouth image take its features from ``appearance`` when given (computed as the
+    frames arrived, :func:`~syncnet_fcn.mouth.mouth_appearance`), else from ``mouth_images``.
+    """
     from ..mouth import mouth_appearance, mouth_features
 
     lips, valid = mouth_features(landmarks)
     if kind == VISUAL_LIPS:
         return lips, valid
-    if mouth_images is None or len(mouth_images) != len(landmarks):
-        raise InvalidArgumentError("these landmark models need the mouth image of every frame (FaceMeshTracker.process_with_mouth)")
-    return np.concatenate([lips, mouth_appearance(mouth_images, valid)], axis=1), valid
+    if appearance is None:
+        if mouth_images is None or len(mouth_images) != len(landmarks):
+            raise InvalidArgumentError("these landmark models need the mouth image of every frame (FaceMeshTracker.process_with_mouth)")
+        appearance = mouth_appearance(mouth_images, valid)
+    return np.concatenate([lips, appearance], axis=1), valid
 
 
 @dataclass
@@ -480,7 +500,8 @@ def landmark_available() -> tuple[bool, str]:
 
 
 def frame_scores(landmarks: np.ndarray, audio: np.ndarray, max_offset: int, models: LandmarkModels,
-                 bias_frames: float = 0.0, mouth_images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 bias_frames: float = 0.0, mouth_images: np.ndarray | None = None,
+                 appearance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (n, shifts), mesh found (n,))`` for one track, audio delayed by ``bias_frames``."""
     from ..media import shift_audio
 
@@ -490,8 +511,11 @@ def frame_scores(landmarks: np.ndarray, audio: np.ndarray, max_offset: int, mode
     scores, features = [], {}
     for member in models.members:
         if member.visual not in features:
-            mouth, valid = visual_features(landmarks, mouth_images, member.visual)
-            features[member.visual] = TrackFeatures.build(mouth, valid, audio, pad=max_offset)
+            mouth, valid = visual_features(landmarks, mouth_images, member.visual, appearance)
+            if features:  # the audio side is the same for every kind of member: computed once
+                features[member.visual] = next(iter(features.values())).with_mouth(mouth, valid)
+            else:
+                features[member.visual] = TrackFeatures.build(mouth, valid, audio, pad=max_offset)
         feats = features[member.visual]
         scores += [cca_scores(member.cca, feats, max_offset), net_scores(member.net, feats, max_offset)]
     return combine_scores(scores, feats.valid), feats.valid
@@ -499,10 +523,11 @@ def frame_scores(landmarks: np.ndarray, audio: np.ndarray, max_offset: int, mode
 
 def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
                 models: LandmarkModels | None = None, calibration: dict | None = None,
-                mouth_images: np.ndarray | None = None) -> TrackSync:
-    """The reading of one track from its face-mesh landmarks ``(n, 468, 3)``, the mouth images
-    ``(n, *MOUTH_ROI_SHAPE)`` that :meth:`~syncnet_fcn.mouth.FaceMeshTracker.process_with_mouth` cut
-    beside them (needed by models that use appearance) and its audio."""
+                mouth_images: np.ndarray | None = None, appearance: np.ndarray | None = None) -> TrackSync:
+    """The reading of one track from its face-mesh landmarks ``(n, 468, 3)`` (or compact,
+    :func:`~syncnet_fcn.mouth.compact_landmarks`), the mouth images ``(n, *MOUTH_ROI_SHAPE)`` that
+    :meth:`~syncnet_fcn.mouth.FaceMeshTracker.process_with_mouth` cut beside them or their
+    ``appearance`` features (needed by models that use the mouth image) and its audio."""
     from ..scoring import summarize
 
     models = models or load_models()
@@ -516,7 +541,8 @@ def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
     heard = int(heard_frames(audio, n).sum())
     if heard < MIN_MESH_FRAMES:
         return _no_reading(n, max_offset, f"the audio is digital silence on {n - heard} of this track's {n} frames")
-    scores, _ = frame_scores(landmarks, audio, max_offset, models, calibration["bias_frames"], mouth_images)
+    scores = piecewise_frame_scores(landmarks, audio, max_offset, models, calibration["bias_frames"],
+                                    mouth_images, appearance)
     sync = summarize(window_distances(scores), max_offset, n_frames=n)
     sync.per_frame_confidence = local_confidence(sync.dists, n, offset_index=max_offset - sync.offset_frames)
     # The curve is a mean of per-frame scores of unit spread: its best-vs-typical gap shrinks like
@@ -533,6 +559,39 @@ def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
             f"{threshold:.3f}); this face is not speaking, or the voice is not its own"
         )
     return sync
+
+
+# A track is scored in pieces of at most this many frames (5 minutes). Scoring holds about 10 kB per frame
+# while it runs, so a presenter's track through a 5-hour stream (450,000 frames) in one piece would need
+# several GB; in pieces the cost stays that of 5 minutes. Each piece's model scores are standardised on
+# the piece itself, which also follows slow changes of light and pose. Every clip the engine was
+# calibrated on is shorter than a piece, so for them nothing changes.
+SCORING_PIECE_FRAMES = 7500
+
+
+def piecewise_frame_scores(landmarks: np.ndarray, audio: np.ndarray, max_offset: int, models: LandmarkModels,
+                           bias_frames: float = 0.0, mouth_images: np.ndarray | None = None,
+                           appearance: np.ndarray | None = None) -> np.ndarray:
+    """:func:`frame_scores` of a track of any length, in pieces of at most :data:`SCORING_PIECE_FRAMES`
+    frames of about equal length. A piece with too little face mesh or sound scores 0 (typical) throughout."""
+    n = len(landmarks)
+    pieces = max(1, -(-n // SCORING_PIECE_FRAMES))
+    if pieces == 1:
+        return frame_scores(landmarks, audio, max_offset, models, bias_frames, mouth_images, appearance)[0]
+    audio = np.asarray(audio)
+    scores = np.zeros((n, 2 * max_offset + 1))
+    for frames in np.array_split(np.arange(n), pieces):
+        first, stop = int(frames[0]), int(frames[-1]) + 1
+        piece_audio = audio[first * SAMPLES_PER_FRAME : stop * SAMPLES_PER_FRAME]
+        mesh_frames = int(np.isfinite(landmarks[first:stop]).all(axis=(1, 2)).sum())
+        if mesh_frames < MIN_MESH_FRAMES or heard_frames(piece_audio, stop - first).sum() < MIN_MESH_FRAMES:
+            continue
+        scores[first:stop] = frame_scores(
+            landmarks[first:stop], piece_audio, max_offset, models, bias_frames,
+            None if mouth_images is None else mouth_images[first:stop],
+            None if appearance is None else appearance[first:stop],
+        )[0]
+    return scores
 
 
 # Frames of distance windows judged together for "is this face the voice heard now": about a second,
@@ -666,6 +725,8 @@ class _LandmarkCollector:
     to one mesh instance per core in turn (chunk k to instance k mod workers; at most one chunk per
     instance in flight, so each instance still sees its chunks in order). The mouth images are cut
     afterwards, in frame order, with one :class:`~syncnet_fcn.mouth.MouthRegion` for the whole track.
+    Of each chunk only what the scoring reads is kept — the mesh's feature points and the mouth image's
+    low frequencies, about 1 kB a frame instead of 7 — so that a track hours long fits in memory.
     """
 
     def __init__(self, n_frames: int, workers: int | None = None):
@@ -681,7 +742,7 @@ class _LandmarkCollector:
         self._pending: deque = deque()  # (future landmarks, crops), oldest first
         self._region = MouthRegion()
         self._landmarks: list[np.ndarray] = []
-        self._images: list[np.ndarray] = []
+        self._appearance: list[np.ndarray] = []
         self._pushed = 0
 
     def push(self, crops: np.ndarray) -> None:
@@ -692,10 +753,13 @@ class _LandmarkCollector:
         self._pushed += 1
 
     def _collect_oldest(self) -> None:
+        from ..mouth import compact_landmarks, mouth_appearance
+
         future, crops = self._pending.popleft()
         landmarks = future.result()
-        self._landmarks.append(landmarks)
-        self._images.append(self._region.extract_all(crops, landmarks))
+        found = np.isfinite(landmarks).all(axis=(1, 2))
+        self._landmarks.append(compact_landmarks(landmarks))
+        self._appearance.append(mouth_appearance(self._region.extract_all(crops, landmarks), found))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -704,8 +768,8 @@ class _LandmarkCollector:
         self._meshes = []
 
     def landmarks(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(landmarks (n, 468, 3), mouth images (n, rows, cols))``."""
-        from ..mouth import MOUTH_ROI_SHAPE
+        """``(compact landmarks (n, points, 3), mouth appearance (n, coefficients))``."""
+        from ..mouth import APPEARANCE_DCT_BLOCK, FEATURE_POINTS
 
         try:
             while self._pending:
@@ -713,11 +777,12 @@ class _LandmarkCollector:
         finally:
             self.close()
         if not self._landmarks:
-            return np.zeros((0, 468, 3), np.float32), np.zeros((0, *MOUTH_ROI_SHAPE), np.uint8)
+            rows, cols = APPEARANCE_DCT_BLOCK
+            return np.zeros((0, len(FEATURE_POINTS), 3), np.float32), np.zeros((0, rows * cols - 1), np.float32)
         landmarks = np.concatenate(self._landmarks)
         if len(landmarks) != self.n_frames:
             raise ValueError(f"track announced {self.n_frames} frames, got {len(landmarks)} crops")
-        return landmarks, np.concatenate(self._images)
+        return landmarks, np.concatenate(self._appearance)
 
 
 class LandmarkTrackScorer(TrackScorer):
@@ -731,8 +796,9 @@ class LandmarkTrackScorer(TrackScorer):
         self._collector.push(crops)
 
     def finish(self) -> TrackSync:
-        landmarks, images = self._collector.landmarks()
-        return score_track(landmarks, self.audio, self.max_offset, self.engine.models, self.engine.calibration, images)
+        landmarks, appearance = self._collector.landmarks()
+        return score_track(landmarks, self.audio, self.max_offset, self.engine.models, self.engine.calibration,
+                           appearance=appearance)
 
 
 class MultiAudioScorer:
@@ -748,9 +814,10 @@ class MultiAudioScorer:
         self._collector.push(crops)
 
     def finish(self) -> list[TrackSync]:
-        landmarks, images = self._collector.landmarks()
+        landmarks, appearance = self._collector.landmarks()
         e = self.engine
-        return [score_track(landmarks, a, self.max_offset, e.models, e.calibration, images) for a in self.audios]
+        return [score_track(landmarks, a, self.max_offset, e.models, e.calibration, appearance=appearance)
+                for a in self.audios]
 
 
 class LandmarkEngine(SyncEngine):

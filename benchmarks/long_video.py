@@ -1,0 +1,108 @@
+"""Peak memory against video length: does anything grow with duration but the small per-frame results?
+
+Builds videos of the requested lengths by looping one real clip (re-encoded with its own audio, H.264
++ AAC), then runs the whole pipeline on each in a fresh process (``pipeline_speed.py``'s child) and
+prints wall time, peak RSS and the growth of peak RSS per added minute. A live-stream recording of
+5 hours is 300 minutes: multiply.
+
+    python benchmarks/long_video.py [--minutes 1 10 30] [--engines landmark] [--clip edtalk_pose_source2.mp4]
+                                    [--workdir DIR] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CLIPS = REPO.parent / "shared" / "clips"
+sys.path.insert(0, str(REPO))
+
+
+def looped_video(source: Path, minutes: float, out: Path) -> Path:
+    """``source`` repeated (video and audio together) to last ``minutes``; written once, then reused."""
+    import av
+
+    from syncnet_fcn import SAMPLES_PER_FRAME, TIMELINE_FPS
+    from syncnet_fcn.media import iter_frames, load_audio
+
+    if out.exists():
+        return out
+    frames = [image for _, image in iter_frames(source)]
+    audio = load_audio(source, end_frame=len(frames))
+    total = int(round(minutes * 60 * TIMELINE_FPS))
+    partial = out.with_suffix(".part.mp4")
+    with av.open(str(partial), "w") as container:
+        video = container.add_stream("libx264", rate=TIMELINE_FPS)
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt, video.options = "yuv420p", {"preset": "ultrafast", "crf": "23"}
+        sound = container.add_stream("aac", rate=16000)
+        sound.layout = "mono"
+        for i in range(total):
+            picture = av.VideoFrame.from_ndarray(frames[i % len(frames)], format="bgr24")
+            container.mux(video.encode(picture))
+        container.mux(video.encode())
+        samples = np.resize(audio, total * SAMPLES_PER_FRAME)
+        for start in range(0, len(samples), 1024):
+            chunk = samples[start : start + 1024].reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16000, start
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode())
+    partial.rename(out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 30])
+    parser.add_argument("--engines", default="landmark")
+    parser.add_argument("--clip", default="edtalk_pose_source2.mp4", help="a clip of ../shared/clips to loop")
+    parser.add_argument("--weights", help="real weights for syncnet/fcn (default: random official-size)")
+    parser.add_argument("--workdir", help="where the looped videos are kept (default: a temporary folder)")
+    parser.add_argument("--json", help="write the rows here")
+    args = parser.parse_args()
+
+    import pipeline_speed
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="syncnet_fcn_long_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = CLIPS / args.clip
+    rows = []
+    for engine in args.engines.split(","):
+        weights = "-"
+        if engine in ("syncnet", "fcn"):
+            weights = args.weights or pipeline_speed.random_official_weights()
+        engine_rows = []
+        for minutes in sorted(args.minutes):
+            video = looped_video(source, minutes, workdir / f"{source.stem}_{minutes:g}min.mp4")
+            proc = subprocess.run([sys.executable, pipeline_speed.__file__, "--child", str(video), engine, weights],
+                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            if proc.returncode != 0:
+                print(f"{video.name} / {engine}: failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                continue
+            row = json.loads(proc.stdout.strip().splitlines()[-1]) | {"minutes": minutes}
+            engine_rows.append(row)
+            print(f"{engine:9s} {minutes:6g} min  wall {row['wall_s']:7.1f} s  ({row['x_realtime']:.2f}x real time)  "
+                  f"peak RSS {row['peak_rss_mb']:6d} MB  tracks {row['n_tracks']}", flush=True)
+        if len(engine_rows) >= 2:
+            first, last = engine_rows[0], engine_rows[-1]
+            slope = (last["peak_rss_mb"] - first["peak_rss_mb"]) / (last["minutes"] - first["minutes"])
+            print(f"{engine:9s} peak RSS grows {slope:.1f} MB per minute of video "
+                  f"(5 hours: about {first['peak_rss_mb'] + slope * (300 - first['minutes']):.0f} MB)")
+            for row in engine_rows:
+                row["rss_mb_per_minute"] = round(slope, 2)
+        rows += engine_rows
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
