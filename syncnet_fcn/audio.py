@@ -19,11 +19,22 @@ WINDOW_COLUMNS = 20
 N_COEFFICIENTS = 13
 
 
-def mfcc(audio_int16: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
+# python_speech_features frames the whole signal at once: about 8 kB of temporaries per column, 50 MB
+# per minute of audio, 15 GB for a 5-hour stream. Columns are computed in blocks of this many instead.
+MFCC_BLOCK_COLUMNS = 6000
+PRE_EMPHASIS = 0.97  # python_speech_features' default
+WINDOW_SAMPLES, HOP_SAMPLES = 400, 160  # its 25 ms / 10 ms at 16 kHz
+
+
+def mfcc(audio_int16: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE,
+         block_columns: int = MFCC_BLOCK_COLUMNS) -> np.ndarray:
     """``(13, n_columns)`` float32 MFCC of mono int16 audio, columns at 100 Hz.
 
     For ``640 * T`` samples this gives ``4 * T - 1`` columns (the last 25 ms window would run past the
-    end), which is why the original's last usable window is ``T - 6``.
+    end), which is why the original's last usable window is ``T - 6``. Computed ``block_columns`` at a
+    time with the same numbers as one call of ``python_speech_features.mfcc`` on the whole signal: its
+    pre-emphasis is applied per block from the sample before it, and every column depends only on its
+    own 25 ms window.
     """
     import python_speech_features
 
@@ -32,9 +43,25 @@ def mfcc(audio_int16: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.nd
         raise ValueError(f"mfcc expects mono audio (1-D), got shape {samples.shape}")
     if len(samples) == 0:
         return np.zeros((N_COEFFICIENTS, 0), dtype=np.float32)
-    with np.errstate(divide="ignore"):  # silent frames: the library substitutes eps itself
-        features = python_speech_features.mfcc(samples, sample_rate)
-    return np.ascontiguousarray(features.T, dtype=np.float32)
+    if sample_rate != AUDIO_SAMPLE_RATE:  # the blocks below assume 16 kHz windows: other rates in one call
+        with np.errstate(divide="ignore"):
+            return np.ascontiguousarray(python_speech_features.mfcc(samples, sample_rate).T, dtype=np.float32)
+    # the library's column count: 1 + ceil((samples - window) / hop), the last window zero-padded
+    total = 1 if len(samples) <= WINDOW_SAMPLES else 1 + -(-(len(samples) - WINDOW_SAMPLES) // HOP_SAMPLES)
+    out = np.empty((N_COEFFICIENTS, total), dtype=np.float32)
+    for first in range(0, total, block_columns):
+        stop = min(total, first + block_columns)
+        begin = first * HOP_SAMPLES
+        end = len(samples) if stop == total else (stop - 1) * HOP_SAMPLES + WINDOW_SAMPLES
+        block = samples[begin:end].astype(np.float64)
+        previous = float(samples[begin - 1]) if begin > 0 else None
+        emphasised = np.empty_like(block)
+        emphasised[0] = block[0] if previous is None else block[0] - PRE_EMPHASIS * previous
+        emphasised[1:] = block[1:] - PRE_EMPHASIS * block[:-1]
+        with np.errstate(divide="ignore"):  # silent frames: the library substitutes eps itself
+            features = python_speech_features.mfcc(emphasised, sample_rate, preemph=0)
+        out[:, first:stop] = features.T
+    return out
 
 
 def mfcc_windows(mfcc_columns: np.ndarray, n_windows: int) -> np.ndarray:

@@ -18,33 +18,36 @@ PAIRWISE_EPS = 1e-6
 PER_FRAME_FILTER = 9
 
 
-def _as_float64(x) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).detach().to("cpu", torch.float64)
+def _as_tensor(x) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).detach().to("cpu")
 
 
 def pairwise_distance_matrix(video_emb, audio_emb, max_offset: int = 15, block_bytes: int = 32 << 20) -> np.ndarray:
     """``(N, 2*max_offset+1)`` float64 distances for all windows and shifts at once.
 
     The zero-padded audio is viewed as overlapping ``2*max_offset+1``-row windows (no copy); blocks of
-    windows bound the temporary ``(block, shifts, D)`` difference tensor to ``block_bytes``.
+    windows bound the temporary ``(block, shifts, D)`` difference tensor to ``block_bytes``. Embeddings
+    are widened to float64 a block at a time: whole float64 copies would cost 16 bytes per dimension
+    per frame (hundreds of MB for an hour-long track).
     """
-    video = _as_float64(video_emb)
-    audio = _as_float64(audio_emb)
+    video = _as_tensor(video_emb)
+    audio = _as_tensor(audio_emb)
     if video.ndim != 2 or audio.ndim != 2 or video.shape[1] != audio.shape[1]:
         raise ValueError(f"embeddings must be (N, D) with equal D, got {tuple(video.shape)} and {tuple(audio.shape)}")
     n, dim = video.shape
     shifts = 2 * max_offset + 1
     # audio rows beyond the video's windows are never reached; missing ones are zero-padded
-    padded = video.new_zeros((n + 2 * max_offset, dim))
+    padded = audio.new_zeros((n + 2 * max_offset, dim))
     usable = min(n, audio.shape[0])
     padded[max_offset : max_offset + usable] = audio[:usable]
-    windows = padded.unfold(0, shifts, 1).transpose(1, 2)  # (N, shifts, D) view: row i+k of padded
-    shifted_video = (video + PAIRWISE_EPS).unsqueeze(1)  # ||v - a + eps|| = ||(v + eps) - a||
     out = torch.empty((n, shifts), dtype=torch.float64)
     block = max(1, block_bytes // (shifts * dim * 8))
     for start in range(0, n, block):
         stop = min(n, start + block)
-        out[start:stop] = torch.linalg.vector_norm(shifted_video[start:stop] - windows[start:stop], dim=2)
+        # (block, shifts, D) view: row i+k of padded
+        windows = padded[start : stop + 2 * max_offset].to(torch.float64).unfold(0, shifts, 1).transpose(1, 2)
+        shifted_video = (video[start:stop].to(torch.float64) + PAIRWISE_EPS).unsqueeze(1)  # ||v - a + eps|| = ||(v + eps) - a||
+        out[start:stop] = torch.linalg.vector_norm(shifted_video - windows, dim=2)
     return out.numpy()
 
 

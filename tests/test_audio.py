@@ -26,6 +26,16 @@ def test_mfcc_is_python_speech_features_transposed():
     np.testing.assert_allclose(got, python_speech_features.mfcc(audio, 16000).T.astype(np.float32))
 
 
+@pytest.mark.parametrize("length", [1, 399, 400, 401, 561, 640 * 7 + 3, None])
+@pytest.mark.parametrize("block_columns", [1, 7, 1000])
+def test_mfcc_in_blocks_is_bit_for_bit_one_call_on_the_whole_signal(speech, length, block_columns):
+    """A long stream's MFCC is computed in blocks (memory); every column must equal the library's own,
+    pre-emphasis across block edges included, at any length."""
+    audio = speech[:length]
+    expected = python_speech_features.mfcc(audio, 16000).T.astype(np.float32)
+    np.testing.assert_array_equal(mfcc(audio, block_columns=block_columns), expected)
+
+
 def test_mfcc_rejects_stereo_and_handles_empty():
     with pytest.raises(ValueError):
         mfcc(np.zeros((2, 640), np.int16))

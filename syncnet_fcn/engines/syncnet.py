@@ -112,6 +112,7 @@ class WindowedTrackScorer(TrackScorer):
         if n_windows < 1:
             return self._too_short()
         video = torch.cat(self._video)[:n_windows]
+        self._video = []  # the chunks are in ``video`` now; a long track's would otherwise be held twice
         start = time.perf_counter()
         with torch.inference_mode():
             audio = self._embed_audio(n_windows).cpu()
