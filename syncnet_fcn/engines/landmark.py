@@ -535,12 +535,9 @@ def score_track(landmarks: np.ndarray, audio: np.ndarray, max_offset: int = 15,
     n = len(landmarks)
     if n < MIN_TRACK_FRAMES:
         raise InvalidArgumentError(f"the landmark engine needs at least {MIN_TRACK_FRAMES} frames, got {n}")
-    mesh_frames = int(np.isfinite(landmarks).all(axis=(1, 2)).sum())
-    if mesh_frames < MIN_MESH_FRAMES:
-        return _no_reading(n, max_offset, f"the face mesh found this face on only {mesh_frames} of {n} frames")
-    heard = int(heard_frames(audio, n).sum())
-    if heard < MIN_MESH_FRAMES:
-        return _no_reading(n, max_offset, f"the audio is digital silence on {n - heard} of this track's {n} frames")
+    mesh_frames, missing = _evidence(landmarks, audio)
+    if missing:
+        return _no_reading(n, max_offset, missing)
     scores = piecewise_frame_scores(landmarks, audio, max_offset, models, calibration["bias_frames"],
                                     mouth_images, appearance)
     sync = summarize(window_distances(scores), max_offset, n_frames=n)
@@ -576,15 +573,12 @@ def piecewise_frame_scores(landmarks: np.ndarray, audio: np.ndarray, max_offset:
     frames of about equal length. A piece with too little face mesh or sound scores 0 (typical) throughout."""
     n = len(landmarks)
     pieces = max(1, -(-n // SCORING_PIECE_FRAMES))
-    if pieces == 1:
-        return frame_scores(landmarks, audio, max_offset, models, bias_frames, mouth_images, appearance)[0]
     audio = np.asarray(audio)
     scores = np.zeros((n, 2 * max_offset + 1))
     for frames in np.array_split(np.arange(n), pieces):
         first, stop = int(frames[0]), int(frames[-1]) + 1
         piece_audio = audio[first * SAMPLES_PER_FRAME : stop * SAMPLES_PER_FRAME]
-        mesh_frames = int(np.isfinite(landmarks[first:stop]).all(axis=(1, 2)).sum())
-        if mesh_frames < MIN_MESH_FRAMES or heard_frames(piece_audio, stop - first).sum() < MIN_MESH_FRAMES:
+        if _evidence(landmarks[first:stop], piece_audio)[1]:
             continue
         scores[first:stop] = frame_scores(
             landmarks[first:stop], piece_audio, max_offset, models, bias_frames,
@@ -612,6 +606,19 @@ def local_confidence(dists: np.ndarray, n_frames: int, offset_index: int, window
     # position p covers windows p … p+windows-1, i.e. frames p … p+windows+3: centred on p + (windows+3)//2
     centres = np.clip(np.arange(n_frames) - (windows + 3) // 2, 0, len(gain) - 1)
     return (gain[centres] * np.sqrt(windows)).astype(np.float32)
+
+
+def _evidence(landmarks: np.ndarray, audio: np.ndarray) -> tuple[int, str | None]:
+    """``(frames with a face mesh, why nothing can be read or None)`` for a track or a piece of one:
+    fewer than :data:`MIN_MESH_FRAMES` frames with a mesh, or with sound, say nothing about sync."""
+    n = len(landmarks)
+    mesh_frames = int(np.isfinite(landmarks).all(axis=(1, 2)).sum())
+    if mesh_frames < MIN_MESH_FRAMES:
+        return mesh_frames, f"the face mesh found this face on only {mesh_frames} of {n} frames"
+    heard = int(heard_frames(audio, n).sum())
+    if heard < MIN_MESH_FRAMES:
+        return mesh_frames, f"the audio is digital silence on {n - heard} of this track's {n} frames"
+    return mesh_frames, None
 
 
 def _no_reading(n_frames: int, max_offset: int, reason: str) -> TrackSync:
