@@ -30,8 +30,8 @@ def looped_video(source: Path, minutes: float, out: Path) -> Path:
     """``source`` repeated (video and audio together) to last ``minutes``; written once, then reused."""
     import av
 
-    from syncnet_fcn import SAMPLES_PER_FRAME, TIMELINE_FPS
-    from syncnet_fcn.media import iter_frames, load_audio
+    from syncnet_fcn import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME, TIMELINE_FPS
+    from syncnet_fcn.media import encode_audio, iter_frames, load_audio
 
     if out.exists():
         return out
@@ -43,19 +43,13 @@ def looped_video(source: Path, minutes: float, out: Path) -> Path:
         video = container.add_stream("libx264", rate=TIMELINE_FPS)
         video.height, video.width = frames[0].shape[:2]
         video.pix_fmt, video.options = "yuv420p", {"preset": "ultrafast", "crf": "23"}
-        sound = container.add_stream("aac", rate=16000)
+        sound = container.add_stream("aac", rate=AUDIO_SAMPLE_RATE)
         sound.layout = "mono"
         for i in range(total):
             picture = av.VideoFrame.from_ndarray(frames[i % len(frames)], format="bgr24")
             container.mux(video.encode(picture))
         container.mux(video.encode())
-        samples = np.resize(audio, total * SAMPLES_PER_FRAME)
-        for start in range(0, len(samples), 1024):
-            chunk = samples[start : start + 1024].reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 16000, start
-            container.mux(sound.encode(frame))
-        container.mux(sound.encode())
+        encode_audio(container, sound, np.resize(audio, total * SAMPLES_PER_FRAME))
     partial.rename(out)
     return out
 

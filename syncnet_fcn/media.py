@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -538,6 +539,23 @@ def _audio_frame_time(frame, stream) -> float:
     if frame.pts is not None and frame.time_base is not None:
         return float(frame.pts * frame.time_base)
     return float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
+
+
+def encode_audio(container, stream, samples: np.ndarray) -> None:
+    """Encode mono int16 16 kHz ``samples`` into an open output ``stream`` (AAC, say) and flush it."""
+    chunk = 1024  # the AAC encoder's frame size
+    for start in range(0, len(samples), chunk):
+        piece = samples[start:start + chunk]
+        if len(piece) < chunk:
+            piece = np.concatenate([piece, np.zeros(chunk - len(piece), dtype=samples.dtype)])
+        frame = av.AudioFrame.from_ndarray(piece.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_SAMPLE_RATE
+        frame.pts = start
+        frame.time_base = Fraction(1, AUDIO_SAMPLE_RATE)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def shift_audio(audio: np.ndarray, frames: float) -> np.ndarray:

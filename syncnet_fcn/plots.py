@@ -276,7 +276,7 @@ def write_annotated_video(video: str | Path, report: dict, out_path: str | Path,
     import av
     import cv2
 
-    from .media import iter_frames, load_audio, probe
+    from .media import encode_audio, iter_frames, load_audio, probe
 
     out_path = Path(out_path)
     fps = int(report.get("fps") or TIMELINE_FPS)
@@ -309,26 +309,8 @@ def write_annotated_video(video: str | Path, report: dict, out_path: str | Path,
         for packet in vstream.encode():
             container.mux(packet)
         if astream is not None:
-            _encode_audio(container, astream, load_audio(video))
+            encode_audio(container, astream, load_audio(video))
     return out_path
-
-
-def _encode_audio(container, stream, samples: np.ndarray) -> None:
-    import av
-
-    chunk = 1024  # the AAC encoder's frame size
-    for start in range(0, len(samples), chunk):
-        piece = samples[start:start + chunk]
-        if len(piece) < chunk:
-            piece = np.concatenate([piece, np.zeros(chunk - len(piece), dtype=samples.dtype)])
-        frame = av.AudioFrame.from_ndarray(piece.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = AUDIO_SAMPLE_RATE
-        frame.pts = start
-        frame.time_base = Fraction(1, AUDIO_SAMPLE_RATE)
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
 
 
 def _draw_faces(frame: np.ndarray, states: list[dict], scale: float, seconds: float) -> None:
