@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request, url_for
+from flask import Flask, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
 from syncnet_fcn import __version__, plots, service
@@ -69,14 +69,20 @@ class Job:
     error: dict | None = None
     finished_at: float | None = None
     created_at: float = field(default_factory=time.time)
+    kind: str = "analyze"  # which resource made it: analyze, eval, timeline, fix, ...
+    # files the job produced, by download name (GET /api/jobs/<id>/files/<name>); removed with the job
+    files: dict[str, Path] = field(default_factory=dict)
+    workspace: Path | None = None  # removed when the job is forgotten (holds ``files``)
 
     def to_dict(self) -> dict:
-        out = {"job_id": self.id, "state": self.state, "stage": self.stage, "progress": round(self.progress, 3),
-               "video": self.video_name}
+        out = {"job_id": self.id, "kind": self.kind, "state": self.state, "stage": self.stage,
+               "progress": round(self.progress, 3), "video": self.video_name}
         if self.result is not None:
             out["result"] = self.result
         if self.error is not None:
             out["error"] = self.error
+        if self.files:
+            out["files"] = {name: url_for("job_file", job_id=self.id, name=name) for name in self.files}
         return out
 
 
@@ -103,19 +109,38 @@ class SyncService:
     def submit(self, upload_dir: Path, video: Path, video_name: str, engines: list[str], max_offset: int,
                with_plots: bool) -> Job:
         """Queue an analysis; the job owns ``upload_dir`` and removes it when done."""
+
+        def work(job: Job, progress) -> dict:
+            def drawing() -> None:
+                job.stage, job.progress = "drawing plots", max(job.progress, 0.9)
+
+            return self.analyze(video, job.video_name, engines, max_offset, with_plots, progress, on_plots=drawing)
+
+        return self.submit_work(video_name, work, upload_dir=upload_dir, kind="analyze")
+
+    def submit_work(self, name: str, work, upload_dir: Path | None = None, kind: str = "analyze",
+                    stages: dict | None = None, workspace: Path | None = None) -> Job:
+        """Queue any long piece of work as a job (analysis, timeline, eval, fix, ...).
+
+        ``work(job, progress)`` runs in a worker slot and returns the JSON result; ``progress(stage,
+        fraction)`` maps the library's progress hooks onto the job through ``stages`` (stage name →
+        (label, start, end)). It may put output files in ``job.files`` (name → path inside
+        ``workspace``), served by ``GET /api/jobs/<id>/files/<name>`` until the job is forgotten.
+        ``upload_dir`` (the inputs) is removed when the work ends; ``workspace`` when the job is forgotten.
+        """
         with self.jobs_lock:
             self._forget_old_jobs()
             pending = sum(job.state in ("queued", "running") for job in self.jobs.values())
             if pending >= self.config["SYNC_MAX_PENDING_JOBS"]:
-                raise ServerBusy("too many analyses waiting; try again shortly")
-            job = Job(id=uuid.uuid4().hex, video_name=video_name)
+                raise ServerBusy("too many jobs waiting; try again shortly")
+            job = Job(id=uuid.uuid4().hex, video_name=name, kind=kind, workspace=workspace)
             self.jobs[job.id] = job
-        thread = threading.Thread(target=self._run_job, args=(job, upload_dir, video, engines, max_offset,
-                                                              with_plots), daemon=True, name=f"job-{job.id[:8]}")
+        thread = threading.Thread(target=self._run_job, args=(job, work, upload_dir, stages or STAGES),
+                                  daemon=True, name=f"job-{job.id[:8]}")
         thread.start()
         return job
 
-    def _run_job(self, job: Job, upload_dir: Path, video: Path, engines, max_offset, with_plots) -> None:
+    def _run_job(self, job: Job, work, upload_dir: Path | None, stages: dict) -> None:
         result = error = None
         try:
             self.slots.acquire()
@@ -123,25 +148,22 @@ class SyncService:
                 job.state = "running"
 
                 def progress(stage: str, fraction: float) -> None:
-                    label, start, end = STAGES.get(stage, (stage, job.progress, job.progress))
+                    label, start, end = stages.get(stage, (stage, job.progress, job.progress))
                     job.stage = label
                     job.progress = max(job.progress, start + (end - start) * min(max(fraction, 0.0), 1.0))
 
-                def drawing() -> None:
-                    job.stage, job.progress = "drawing plots", max(job.progress, 0.9)
-
-                result = self.analyze(video, job.video_name, engines, max_offset, with_plots, progress,
-                                      on_plots=drawing)
+                result = work(job, progress)
             finally:
                 self.slots.release()
         except SyncNetError as exc:
             error = {"code": exc.code, "message": exc.message}
         except Exception as exc:  # a bug: keep the server alive and say so
-            log.exception("analysis job %s failed", job.id)
+            log.exception("%s job %s failed", job.kind, job.id)
             error = {"code": "internal_error", "message": f"internal error ({type(exc).__name__})"}
         finally:
             # the upload goes before the job reads as finished, so "done" means nothing is left behind
-            shutil.rmtree(upload_dir, ignore_errors=True)
+            if upload_dir is not None:
+                shutil.rmtree(upload_dir, ignore_errors=True)
             job.finished_at = time.time()
             if error is None and result is not None:
                 job.result, job.stage, job.progress, job.state = result, "done", 1.0, "done"
@@ -151,7 +173,9 @@ class SyncService:
     def _forget_old_jobs(self) -> None:
         cutoff = time.time() - self.config["SYNC_JOB_TTL_S"]
         for job_id in [k for k, j in self.jobs.items() if j.finished_at is not None and j.finished_at < cutoff]:
-            del self.jobs[job_id]
+            job = self.jobs.pop(job_id)
+            if job.workspace is not None:
+                shutil.rmtree(job.workspace, ignore_errors=True)
 
     # -- the work -----------------------------------------------------------------------------------------
 
@@ -271,6 +295,14 @@ def create_app(config: dict | None = None) -> Flask:
         if job is None:
             return error_response("not_found", "no such job (finished jobs are kept for a while only)", 404)
         return jsonify(job.to_dict())
+
+    @app.get("/api/jobs/<job_id>/files/<name>")
+    def job_file(job_id: str, name: str):
+        job = sync.jobs.get(job_id)
+        path = job.files.get(name) if job is not None else None
+        if path is None or not Path(path).is_file():
+            return error_response("not_found", "no such job file (finished jobs are kept for a while only)", 404)
+        return send_file(path, as_attachment=True, download_name=name)
 
     @app.errorhandler(SyncNetError)
     def on_sync_error(exc: SyncNetError):
