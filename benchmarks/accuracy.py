@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from syncnet_fcn.errors import SyncNetError  # noqa: E402
 from syncnet_fcn.evaluation import (  # noqa: E402
     BENCHMARK_SHIFTS,
     CONTEXTS,
     benchmark_summary,
-    evaluate_clip,
     format_summary,
+    judge_readings,
+    read_clip,
     results_to_json,
 )
 
@@ -46,7 +49,7 @@ FAST_CLIPS = (
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--engine", default="landmark", choices=["landmark", "syncnet", "fcn", "auto"])
+    p.add_argument("--engine", default="landmark", choices=["landmark", "syncnet", "fcn", "fused", "auto"])
     p.add_argument("--weights", default=None, help="weights for syncnet/fcn")
     p.add_argument("--clips-dir", type=Path, default=DEFAULT_CLIPS, help="folder with manifest.json")
     p.add_argument("--clips", nargs="+", default=None, help="only these clip file names")
@@ -55,6 +58,10 @@ def parse_args(argv=None):
     p.add_argument("--shifts", type=int, nargs="+", default=list(BENCHMARK_SHIFTS))
     p.add_argument("--max-offset", type=int, default=15)
     p.add_argument("--json", type=Path, default=None, help="write the summary and every reading here")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="keep every clip's readings here (one file per clip; clips already there are not re-read)")
+    p.add_argument("--readme", type=Path, default=None,
+                   help="only write README.md's accuracy table from this --json summary")
     p.add_argument("--speed", type=Path, default=None, help="only time a full run on this video")
     return p.parse_args(argv)
 
@@ -81,10 +88,32 @@ def measure_speed(engine: str, weights, video: Path) -> dict:
     }
 
 
+def cached_readings(pipe, path: Path, shifts, cache: Path | None, engine: str):
+    """``(readings, seconds per copy, shifts)`` of one clip, read now or taken from ``cache``."""
+    shifts = tuple(shifts) if 0 in shifts else (0, *shifts)
+    stored = None if cache is None else cache / f"{engine}__{path.name}.pkl"
+    if stored is not None and stored.is_file():
+        payload = pickle.loads(stored.read_bytes())
+        if tuple(payload["shifts"]) == shifts and payload["max_offset"] == pipe.max_offset:
+            return payload["readings"], payload["seconds"], shifts
+    readings, seconds = read_clip(pipe, path, shifts)
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"readings": readings, "seconds": seconds, "shifts": shifts, "max_offset": pipe.max_offset}
+        stored.write_bytes(pickle.dumps(payload))
+    return readings, seconds, shifts
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.speed is not None:
         print(json.dumps(measure_speed(args.engine, args.weights, args.speed), indent=2))
+        return 0
+
+    if args.readme is not None:
+        from readme_table import write_readme_table
+
+        write_readme_table(args.readme, REPO / "README.md")
         return 0
 
     from syncnet_fcn.pipeline import SyncPipeline
@@ -102,44 +131,67 @@ def main(argv=None) -> int:
         return 2
 
     pipe = SyncPipeline(engine=args.engine, weights=args.weights, max_offset=args.max_offset)
-    results, failures = [], {}
+    engine = next(iter(pipe.engines.values()))
+    views = {name: [] for name in view_names(engine)}
+    failures = {}
     started = time.perf_counter()
     for i, entry in enumerate(entries, 1):
         path = args.clips_dir / entry["file"]
+        generated = entry.get("real_or_generated") == "generated"
         try:
-            clip_results = evaluate_clip(
-                pipe, path, args.shifts, CONTEXTS, generated=entry.get("real_or_generated") == "generated"
-            )
+            readings, seconds, shifts = cached_readings(pipe, path, args.shifts, args.cache, args.engine)
         except SyncNetError as exc:
             failures[entry["file"]] = exc.message
             print(f"[{i}/{len(entries)}] {entry['file']}: {exc.message}", file=sys.stderr)
             continue
-        results += clip_results
-        readings = " ".join(
+        for name, view in views.items():
+            view += judge_readings(entry["file"], view_readings(engine, name, readings, args.max_offset), shifts,
+                                   CONTEXTS, generated, args.max_offset, seconds)
+        clip_results = views[engine.name][-len(shifts):]
+        marks = " ".join(
             f"{r.shift:+d}:{'-' if r.offset is None else r.offset:>3}{'' if r.correct in (None, True) else '✗'}"
             for r in clip_results
         )
-        print(f"[{i}/{len(entries)}] {entry['file']:<42} {readings}", file=sys.stderr, flush=True)
+        print(f"[{i}/{len(entries)}] {entry['file']:<42} {marks}", file=sys.stderr, flush=True)
 
-    summary = benchmark_summary(results)
-    print(format_summary(summary))
+    summaries = {name: benchmark_summary(results) for name, results in views.items()}
+    for name, summary in summaries.items():
+        print(f"== {name}" + ("" if name == engine.name else f" (alone, same tracks and copies as {engine.name})"))
+        print(format_summary(summary))
     if failures:
         print(f"{len(failures)} clip(s) gave no reading: " + ", ".join(sorted(failures)))
     elapsed = time.perf_counter() - started
-    print(f"engine {args.engine} · {len({r.clip for r in results})} clips · {elapsed:.0f} s")
+    print(f"engine {args.engine} · {len({r.clip for r in views[engine.name]})} clips · {elapsed:.0f} s")
     if args.json is not None:
         payload = {
-            "engine": args.engine,
+            "engine": engine.name,
             "weights": args.weights,
             "shifts": args.shifts,
             "contexts": list(CONTEXTS),
-            "summary": summary,
+            "summary": summaries[engine.name],
+            "views": {name: {"summary": summaries[name], "results": results_to_json(results)}
+                      for name, results in views.items()},
             "failures": failures,
-            "results": results_to_json(results),
             "seconds": round(elapsed, 1),
         }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0
+
+
+def view_names(engine) -> list[str]:
+    """The readings one run gives: the engine's own, and for ``fused`` each member's alone."""
+    return [engine.name, *getattr(engine, "members", {})]
+
+
+def view_readings(engine, name: str, readings: dict, max_offset: int) -> dict:
+    """``readings`` as ``name`` sees them: a member's own readings, or the fused ones recombined
+    with the engine's current fit (so a refit needs no new run)."""
+    if name != "fused" or engine.name != "fused":
+        if name == engine.name:
+            return readings
+        return {s: [r.extra["members"][name] for r in syncs] for s, syncs in readings.items()}
+    return {s: [engine.fuse(r.extra["members"], max_offset, len(r.per_frame_confidence)) for r in syncs]
+            for s, syncs in readings.items()}
 
 
 if __name__ == "__main__":

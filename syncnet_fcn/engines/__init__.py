@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from .base import SyncEngine, TrackScorer, TrackSync
 
-ENGINE_NAMES = ("syncnet", "fcn", "landmark")
+ENGINE_NAMES = ("syncnet", "fcn", "landmark", "fused")
 
 __all__ = ["ENGINE_NAMES", "SyncEngine", "TrackScorer", "TrackSync", "create_engine", "available_engines"]
 
 
 def create_engine(name: str, weights: str | None = None, device: str = "cpu") -> SyncEngine:
-    """Build engine ``name`` ("syncnet", "fcn", "landmark" or "auto").
+    """Build engine ``name`` ("syncnet", "fcn", "landmark", "fused" or "auto").
 
     ``auto`` picks the best engine that can run here: ``fcn`` on official weights, else ``fcn`` on a
-    project-trained checkpoint registered for auto use, else ``landmark``. Raises :class:`EngineUnavailableError` or
+    project-trained checkpoint registered for auto use, else ``fused`` when its stored fit says it beat
+    each member on the benchmark and the light checkpoint is here, else ``landmark``. Raises :class:`EngineUnavailableError` or
     :class:`WeightsError` with a readable message when the engine cannot run.
     """
     from ..errors import EngineUnavailableError
@@ -32,6 +33,10 @@ def create_engine(name: str, weights: str | None = None, device: str = "cpu") ->
         from .landmark import LandmarkEngine
 
         return LandmarkEngine()
+    if name == "fused":
+        from .fused import FusedEngine
+
+        return FusedEngine.from_weights(weights, device=device)
     raise EngineUnavailableError(f"unknown engine {name!r}: choose one of {', '.join(ENGINE_NAMES)} or auto")
 
 
@@ -43,7 +48,20 @@ def _pick_auto(weights: str | None) -> tuple[str, str | None]:
     found = auto_weights()
     if found is not None:
         return "fcn", found
+    if _fused_wins():
+        return "fused", None
     return "landmark", None
+
+
+def _fused_wins() -> bool:
+    """The stored fusion says ``auto`` (it beat each member) and it can run here."""
+    from .fused import FUSION_PATH, fused_available
+
+    if not FUSION_PATH.is_file() or not fused_available()[0]:
+        return False
+    import json
+
+    return bool(json.loads(FUSION_PATH.read_text()).get("auto"))
 
 
 def available_engines(weights: str | None = None) -> dict[str, dict]:
@@ -62,4 +80,9 @@ def available_engines(weights: str | None = None) -> dict[str, dict]:
     except ImportError as exc:  # the landmark engine's dependencies are missing
         ok, reason = False, f"landmark engine unavailable: {exc}"
     status["landmark"] = {"available": ok, "reason": reason, "weights": "mediapipe bundled face models"}
+    from .fused import fused_available
+
+    fused_ok, fused_reason = fused_available()
+    status["fused"] = {"available": ok and fused_ok, "reason": fused_reason if ok else reason,
+                       "weights": "landmark + fcn (light checkpoint)"}
     return status

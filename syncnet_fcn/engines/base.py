@@ -9,6 +9,7 @@ track's audio into a distance matrix ``dists[window, shift]`` (lower = better ma
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,3 +79,28 @@ class SyncEngine(ABC):
 
         ``audio`` is int16 mono 16 kHz, ``640 * n_frames`` samples: the track's own span.
         """
+
+
+class _FanOutScorer:
+    """One scorer per audio, all fed the same crops (engines without a shared-video path)."""
+
+    def __init__(self, scorers):
+        self.scorers = scorers
+
+    def push(self, crops):
+        for s in self.scorers:
+            s.push(crops)
+
+    def finish(self):
+        return [s.finish() for s in self.scorers]
+
+
+def start_multi_audio(engine, audios: Sequence[np.ndarray], n_frames: int, max_offset: int = 15):
+    """A scorer that reads one track against several audios: ``push(crops)``; ``finish() -> [TrackSync]``.
+
+    Engines that can share the video side (``start_tracks_multi_audio``) do the visual work once.
+    """
+    shared = getattr(engine, "start_tracks_multi_audio", None)
+    if shared is not None:
+        return shared(audios, n_frames, max_offset)
+    return _FanOutScorer([engine.start_track(a, n_frames, max_offset) for a in audios])
