@@ -17,6 +17,9 @@ members' readings, one file per clip. ``fit`` then works from those files alone:
 * ``reliable_confidence``: the largest fused confidence of a wrong pair;
 * ``shortest_reliable_frames``: every track cut into pieces of L frames; the shortest L from which on
   readings that pass the confidence bar are right at least :data:`RELIABLE_TARGET` of the time;
+  ``decisive_frames``: the shortest L at which readings with the right voice reach the bar at least half as often as whole
+  training tracks do (shorter tracks are
+  reported as too short to decide);
 * speaking thresholds from the wrong pairs' per-frame confidences, as for the other engines.
 """
 
@@ -47,6 +50,8 @@ EXCLUDED_SPEAKER_KEYS = ("GRID", "LRS2clip", "VOX2", "LRWclip")
 WEIGHT_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 PIECE_FRAMES = (10, 15, 20, 25, 30, 40, 50, 75, 100)
 RELIABLE_TARGET = 0.98
+#: a piece length is judged on at least this many confident pieces
+MIN_JUDGED_PIECES = 10
 MAX_OFFSET = 15
 
 
@@ -125,8 +130,8 @@ def own_offset_disagrees(item: dict) -> bool:
     return len(offsets) == len(MEMBERS) and abs(offsets[0] - offsets[1]) <= 1 and abs(np.mean(offsets)) > 1.5
 
 
-def _fuse(members: dict, weights: dict, n_frames: int, bar=None, shortest=None) -> TrackSync:
-    return fuse_readings(members, weights, MAX_OFFSET, n_frames, bar, shortest)
+def _fuse(members: dict, weights: dict, n_frames: int, bar=None) -> TrackSync:
+    return fuse_readings(members, weights, MAX_OFFSET, n_frames, {"reliable_confidence": bar})
 
 
 def weights_of(w: float) -> dict:
@@ -202,26 +207,35 @@ def fit(cache: Path, out_path: Path = FUSION_PATH) -> dict:
             "accuracy": float(np.mean([c for c, _, _ in rows])) if rows else None,
             "flagged_reliable": float(np.mean([r for _, r, _ in rows])) if rows else None,
             "accuracy_if_reliable": float(np.mean(reliable)) if reliable else None,
+            "reliable_pieces": len(reliable),
             "wrong_pairs_passing_bar": float(np.mean([r for _, r, _ in wrong_rows])) if wrong_rows else None,
         }
         b = by_length[length]
         print(f"  {length:>3} frames: {b['pieces']:>5} pieces, right {_pct(b['accuracy'])}, reliable "
-              f"{_pct(b['flagged_reliable'])}, right if reliable {_pct(b['accuracy_if_reliable'])}, "
+              f"{_pct(b['flagged_reliable'])}, right if reliable {_pct(b['accuracy_if_reliable'])} "
+              f"({b['reliable_pieces']}), "
               f"wrong pairs over the bar {_pct(b['wrong_pairs_passing_bar'])}")
     # the shortest length from which on the confidence bar alone keeps reliable readings right enough
-    shortest = PIECE_FRAMES[-1]
+    # (lengths with too few confident pieces to judge do not count against it)
+    shortest = PIECE_FRAMES[0]
     for length in reversed(PIECE_FRAMES):
         b = by_length[length]
-        if b["accuracy_if_reliable"] is None or b["accuracy_if_reliable"] < RELIABLE_TARGET:
+        if b["reliable_pieces"] >= MIN_JUDGED_PIECES and b["accuracy_if_reliable"] < RELIABLE_TARGET:
+            # (when even the longest pieces fall short, the longest tested length is the bar)
+            shortest = PIECE_FRAMES[min(PIECE_FRAMES.index(length) + 1, len(PIECE_FRAMES) - 1)]
             break
-        shortest = length
+    # the length from which most right readings reach the bar: shorter is "too short to decide"
+    # (half as often as whole training tracks do: shorter tracks give too little evidence to decide)
+    full_share = float(np.mean(np.array(true_conf) >= bar))
+    decisive = next((n for n in PIECE_FRAMES if (by_length[n]["flagged_reliable"] or 0) >= full_share / 2), None)
 
     fusion = {
         "weights": weights,
         "fcn_weights": "syncnet_light.pt",
         "fcn_weights_sha256": file_sha256(REPO / "checkpoints" / "syncnet_light.pt"),
         "reliable_confidence": bar,
-        "shortest_reliable_frames": int(shortest),
+        "shortest_reliable_frames": shortest,
+        "decisive_frames": decisive,
         "speaking_threshold": float(np.quantile(frames[np.isfinite(frames)], 0.95)),
         "relative_speaking_threshold": float(np.median(frames[np.isfinite(frames)])),
         "auto": _previous_auto(out_path),
@@ -234,7 +248,8 @@ def fit(cache: Path, out_path: Path = FUSION_PATH) -> dict:
             f"and 15-frame-context accuracy ({len(excluded)} clips whose members agree on an own offset beyond "
             "±1 left out of the score); reliable_confidence: the largest fused confidence with another clip's "
             "audio; shortest_reliable_frames: the shortest piece length from which on readings over that bar "
-            f"are right >= {RELIABLE_TARGET:.0%} of the time; speaking thresholds: 95th percentile and median of "
+            f"are right >= {RELIABLE_TARGET:.0%} of the time; decisive_frames: the shortest piece length at which "
+            "readings with the right voice reach the bar at least half as often as whole tracks do; speaking thresholds: 95th percentile and median of "
             "the wrong pairs' per-frame confidences"
         ),
         "fit": {
@@ -248,7 +263,8 @@ def fit(cache: Path, out_path: Path = FUSION_PATH) -> dict:
         },
     }
     out_path.write_text(json.dumps(fusion, indent=1) + "\n")
-    print(f"weights {weights}, reliable bar {bar:.2f}, shortest reliable track {shortest} frames -> {out_path}")
+    print(f"weights {weights}, reliable bar {bar:.2f}, shortest reliable track {shortest} frames, most right "
+          f"readings reach the bar from {decisive} frames -> {out_path}")
     return fusion
 
 
@@ -267,11 +283,12 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=Path, required=True, help="where the members' readings are kept (outside the repo)")
     p.add_argument("--train-dir", type=Path, default=TRAIN_DIR)
     p.add_argument("--limit", type=int, default=None, help="extract: only the first N clips")
+    p.add_argument("--out", type=Path, default=FUSION_PATH, help="fit: where the fusion goes")
     args = p.parse_args(argv)
     if args.step == "extract":
         extract(args.cache, args.train_dir, args.limit)
     else:
-        fit(args.cache)
+        fit(args.cache, args.out)
     return 0
 
 

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
 
-  const LABELS = { syncnet: "SyncNet", fcn: "FCN-SyncNet", landmark: "Landmark" };
+  const LABELS = { syncnet: "SyncNet", fcn: "FCN-SyncNet", landmark: "Landmark", fused: "Fused (landmark + FCN)" };
   const POLL_MS = 500;
 
   const $ = (id) => document.getElementById(id);

@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="measure the audio-video offset of every face in a video")
     p.add_argument("video", help="any video file with an audio track")
-    p.add_argument("--engine", default="auto", choices=["auto", "syncnet", "fcn", "landmark"],
-                   help="auto: fcn on the best weights present, else the embedded landmark engine")
+    p.add_argument("--engine", default="auto", choices=["auto", "syncnet", "fcn", "landmark", "fused"],
+                   help="auto: fcn on official weights, else fused when its fit beat each member, else landmark")
     p.add_argument("--weights", help="weights file or registry name (default: official if cached, else project checkpoint)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     p.add_argument("--full", action="store_true", help="include per-frame face boxes in the JSON")

@@ -22,8 +22,8 @@ from matplotlib.patches import Rectangle
 
 from . import AUDIO_SAMPLE_RATE, TIMELINE_FPS
 
-ENGINE_LABELS = {"syncnet": "SyncNet", "fcn": "FCN-SyncNet", "landmark": "Landmark"}
-ENGINE_COLORS = {"syncnet": "#1f6fb4", "fcn": "#d1495b", "landmark": "#2a9d5c"}
+ENGINE_LABELS = {"syncnet": "SyncNet", "fcn": "FCN-SyncNet", "landmark": "Landmark", "fused": "Fused (landmark + FCN)"}
+ENGINE_COLORS = {"syncnet": "#1f6fb4", "fcn": "#d1495b", "landmark": "#2a9d5c", "fused": "#7b5ea7"}
 _FALLBACK_COLORS = ["#7b5ea7", "#e07b00", "#008b8b", "#555555"]
 
 SPEAKING_COLOR = "#22c55e"

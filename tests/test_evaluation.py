@@ -192,3 +192,43 @@ def test_multi_audio_fans_out_to_engines_without_a_shared_path():
     multi.push(np.zeros((3, 224, 224, 3), np.uint8))
     assert multi.finish() == [1, 2]
     assert pushed == [(1, 3), (2, 3)]
+
+
+def test_judging_a_clip_without_a_face_track_misses_every_shift():
+    from syncnet_fcn.evaluation import judge_readings
+
+    results = judge_readings("grid_sbwe5n.mpg", {}, (0, -12, 4), max_offset=MAX_OFFSET)
+    assert [r.shift for r in results] == [0, -12, 4]
+    assert [r.correct for r in results] == [False, False, False]
+
+
+def test_judged_readings_follow_the_shift_and_carry_the_track_length():
+    from syncnet_fcn.evaluation import judge_readings
+    from syncnet_fcn.scoring import summarize
+
+    readings = {s: [summarize(planted_dists(40, -s), MAX_OFFSET, n_frames=44)] for s in (0, 4, -7)}
+    readings[4] = [summarize(planted_dists(40, 0), MAX_OFFSET, n_frames=44)]  # a miss: should read -4
+    results = {r.shift: r for r in judge_readings("lrs2_x.mp4", readings, (0, 4, -7), max_offset=MAX_OFFSET)}
+    assert results[0].correct and results[-7].correct and not results[4].correct
+    assert {r.frames for r in results.values()} == {44}
+    assert results[-7].context_correct[15] == 1.0
+
+
+def test_accuracy_by_track_length_and_without_the_contested_clips():
+    from syncnet_fcn.evaluation import CONTESTED_CLIPS, length_bucket
+
+    assert [length_bucket(n) for n in (25, 26, 50, 51, 125, 126, None)] == [
+        "<= 1 s", "1-2 s", "1-2 s", "2-5 s", "2-5 s", "> 5 s", None]
+    short = [result("lrw_a.mp4", s, s + 2, -s, 2, corpus="lrw") for s in (0, 4)]  # always wrong
+    long = [result("grid_b.mpg", s, -s, -s, 0) for s in (0, 4)]
+    contested = [result(CONTESTED_CLIPS[0], s, -s - 2, -s, -2, corpus="voxceleb2") for s in (0, 4)]
+    for r in short:
+        r.frames = 24
+    for r in long + contested:
+        r.frames = 300
+    summary = benchmark_summary(short + long + contested)["real"]
+    assert summary["by_length"]["<= 1 s"]["clip_level"] == {"n": 2, "accuracy": 0.0}
+    assert summary["by_length"]["> 5 s"]["clip_level"] == {"n": 4, "accuracy": 0.5}
+    assert summary["overall"]["clip_level"]["accuracy"] == pytest.approx(2 / 6)
+    assert summary["without_contested"]["clip_level"]["accuracy"] == pytest.approx(2 / 4)
+    assert "length <= 1 s" in format_summary(benchmark_summary(short + long))

@@ -57,11 +57,12 @@ def test_member_scale_does_not_matter():
     np.testing.assert_allclose(one.offset_curve, other.offset_curve, atol=1e-9)
 
 
-def test_standardised_curve_has_zero_mean_unit_spread_and_stays_linear():
+def test_standardised_windows_have_zero_mean_unit_spread_and_stay_linear():
     sync = planted(5, 2.0, scale=7.0)
     z = standardized_dists(sync)
+    assert np.abs(z.mean(axis=1)).max() < 1e-9 and abs(z.std() - 1.0) < 1e-9
     curve = z.mean(axis=0)
-    assert abs(curve.mean()) < 1e-9 and abs(curve.std() - 1.0) < 1e-9
+    assert int(np.argmin(curve)) == MAX_OFFSET - 5
     # the mean of the fused windows is the weighted standardised curves: contexts average linearly
     other = planted(-2, 1.0, seed=9)
     fused = fuse_readings({"landmark": sync, "fcn": other}, {"landmark": 0.3, "fcn": 0.7}, MAX_OFFSET, 60)
@@ -80,16 +81,23 @@ def test_a_member_without_a_reading_drops_out():
 
 def test_confidence_grows_with_evidence_and_short_tracks_are_flagged():
     w = {"landmark": 0.5, "fcn": 0.5}
+    bars = {"reliable_confidence": 0.0, "shortest_reliable_frames": 30}
     short = fuse_readings({"landmark": planted(2, 1.0, 20, seed=6), "fcn": planted(2, 1.0, 20, seed=7)}, w,
-                          MAX_OFFSET, 20, reliable_confidence=0.0, shortest_frames=30)
+                          MAX_OFFSET, 20, bars)
     long = fuse_readings({"landmark": planted(2, 1.0, 200, seed=6), "fcn": planted(2, 1.0, 200, seed=7)}, w,
-                         MAX_OFFSET, 200, reliable_confidence=0.0, shortest_frames=30)
+                         MAX_OFFSET, 200, bars)
     assert long.confidence > 2 * short.confidence
     assert long.reliable and long.note is None
     assert not short.reliable and "too short to decide: 20 frames (0.80 s)" in short.note
+    # unrelated sound stays low whatever the length: under the bar, and said so
+    bar = {"reliable_confidence": long.confidence / 2}
     unrelated = fuse_readings({"landmark": planted(0, 0.0, 200, seed=8), "fcn": planted(0, 0.0, 200, seed=9)}, w,
-                              MAX_OFFSET, 200, reliable_confidence=long.confidence / 2)
+                              MAX_OFFSET, 200, bar)
     assert not unrelated.reliable and "agree too little" in unrelated.note
+    # a right but short reading under the bar is called too short, naming its length
+    weak = fuse_readings({"landmark": planted(2, 0.5, 30, seed=6), "fcn": planted(2, 0.5, 30, seed=7)}, w,
+                         MAX_OFFSET, 30, {**bar, "decisive_frames": 50})
+    assert not weak.reliable and "too short to decide: 30 frames (1.20 s) give too little evidence" in weak.note
 
 
 # -- auto ---------------------------------------------------------------------------------------------

@@ -4,10 +4,9 @@ The two engines fail on different clips (the face mesh loses a turned head, the 
 badly lit mouth), so where they disagree a weighted sum of their curves can beat each. Every member
 reads the same crops of the same tracks (the pipeline decodes once and pushes to this engine's scorer,
 which hands each chunk to every member). Each member's distance matrix is centred per window and
-divided by the spread of its own offset curve, so the members speak in the same units whatever their
-scale; the fused matrix is their weighted sum and goes through the original's summary (offset = argmin
-of the mean curve) with one change: the confidence is the chosen offset's advantage in standard
-errors over the windows (:func:`evidence`), so that it grows with the length of the track. The weights, the reliability bar and the shortest
+divided by the spread of its windows, so the members speak in the same units whatever their scale; the fused matrix is their weighted sum and goes through the original's summary (offset = argmin
+of the mean curve) with one change: the confidence is the curve's gap times √windows
+(:func:`evidence`), so that it grows with the length of the track. The weights, the reliability bar and the shortest
 track that can be trusted are fitted on training footage by ``benchmarks/fused_fit.py`` and stored with
 how they were fitted in ``syncnet_fcn/data/fused.json``.
 """
@@ -45,28 +44,31 @@ def file_sha256(path: str | Path) -> str:
 
 
 def standardized_dists(sync: TrackSync) -> np.ndarray | None:
-    """``sync.dists`` centred per window and divided by the spread of its mean curve (None: no reading).
+    """``sync.dists`` centred per window and divided by the spread of its windows (None: no reading).
 
-    The mean over windows of the result is the standardised offset curve (zero mean, unit spread), and
-    averaging any run of windows stays linear, so context readings of the fused matrix are sums of the
-    members' context readings.
+    Every window's row then has zero mean, and the whole matrix unit spread: each member speaks in
+    units of its own window-to-window noise, whatever its distance scale, so a member whose curve
+    stands out of its noise weighs more. Averaging any run of windows stays linear, so the context
+    readings of the fused matrix are sums of the members' context readings.
     """
     if sync.dists is None or sync.min_dist is None:
         return None
     dists = np.asarray(sync.dists, dtype=np.float64)
     centred = dists - dists.mean(axis=1, keepdims=True)
-    spread = float(centred.mean(axis=0).std())
+    spread = float(centred.std())
     if not np.isfinite(spread) or spread <= 0:
         return None
     return centred / spread
 
 
 def fuse_readings(readings: dict[str, TrackSync], weights: dict[str, float], max_offset: int, n_frames: int,
-                  reliable_confidence: float | None = None, shortest_frames: int | None = None) -> TrackSync:
+                  bars: dict | None = None) -> TrackSync:
     """The fused reading of one track from its members' readings (``{member: TrackSync}``).
 
     Members without a reading (no face mesh, silent audio) drop out and the others carry the reading
-    alone; the result says which members it used in ``extra["members_used"]``.
+    alone; the result says which members it used in ``extra["members_used"]``. ``bars`` (the stored
+    fit's ``reliable_confidence``, ``shortest_reliable_frames``, ``decisive_frames``) decide whether
+    the reading is flagged reliable (:func:`judge_reliability`).
     """
     from ..scoring import summarize
 
@@ -87,44 +89,54 @@ def fuse_readings(readings: dict[str, TrackSync], weights: dict[str, float], max
     fused = fused / sum(weights[name] for name in parts)
     sync = summarize(fused, max_offset, n_frames=n_frames)
     gap = sync.confidence
-    sync.confidence = evidence(fused, max_offset - sync.offset_frames)
+    sync.confidence = evidence(gap, fused.shape[0])
     sync.extra = {
         "curve_gap": float(gap),
         "members": readings,
         "members_used": sorted(parts),
         "member_offsets": {name: int(s.offset_frames) for name, s in readings.items()},
     }
-    notes = []
-    if reliable_confidence is not None and sync.confidence < reliable_confidence:
-        notes.append(
-            f"lips and sound agree too little (confidence {sync.confidence:.3f} < {reliable_confidence:.3f}); "
-            "this face is not speaking, or the voice is not its own"
-        )
-    if shortest_frames is not None and n_frames < shortest_frames:
-        notes.append(
-            f"the track is too short to decide: {n_frames} frames ({n_frames / 25:.2f} s) against the "
-            f"{shortest_frames} frames ({shortest_frames / 25:.2f} s) a reading needs to be trusted"
-        )
-    if notes:
-        sync.reliable = False
-        sync.note = "no reliable sync: " + "; ".join(notes)
+    note = judge_reliability(sync.confidence, n_frames, bars or {})
+    if note is not None:
+        sync.reliable, sync.note = False, f"no reliable sync: {note}"
     return sync
 
 
-def evidence(fused: np.ndarray, column: int) -> float:
-    """How many standard errors the chosen offset beats a typical one, over the track's windows.
+def judge_reliability(confidence: float, n_frames: int, bars: dict) -> str | None:
+    """Why a reading of ``confidence`` over ``n_frames`` frames is not to be trusted, or None.
 
-    Each window's advantage at ``column`` (the mean curve's median minus the window's value there)
-    is averaged and divided by its standard error, so the figure grows with the evidence: a 1-second
-    clip cannot reach what a minute of the same quality reaches, and unrelated sound stays low
-    whatever the length. (Neighbouring windows share frames, so it is not a calibrated t statistic:
+    Below ``shortest_reliable_frames`` even confident readings were wrong too often on training
+    clips; below the ``reliable_confidence`` bar the sound may be another voice, and on a track
+    shorter than ``decisive_frames`` (below it, readings with the right voice reached the bar less than
+    half as often as whole training tracks do) that is said as it is: the clip is too short to decide.
+    """
+    length = f"{n_frames} frames ({n_frames / 25:.2f} s)"
+    shortest = bars.get("shortest_reliable_frames")
+    if shortest is not None and n_frames < shortest:
+        return (f"the track is too short to decide: {length}; on training clips, readings of fewer than "
+                f"{shortest} frames ({shortest / 25:.2f} s) were wrong too often even when confident")
+    bar = bars.get("reliable_confidence")
+    if bar is None or confidence >= bar:
+        return None
+    decisive = bars.get("decisive_frames")
+    if decisive is not None and n_frames < decisive:
+        return (f"the track is too short to decide: {length} give too little evidence (confidence "
+                f"{confidence:.3f} < {bar:.3f}); on training clips right readings reach that bar "
+                f"about half as often as whole tracks do from {decisive} frames ({decisive / 25:.2f} s) on")
+    return (f"lips and sound agree too little (confidence {confidence:.3f} < {bar:.3f}); this face is not "
+            "speaking, or the voice is not its own")
+
+
+def evidence(gap: float, windows: int) -> float:
+    """The fused curve's best-vs-typical gap (in units of window noise) times √windows.
+
+    A mean over *n* windows of unit noise has noise 1/√n, so the figure reads roughly as how many
+    standard errors the best offset beats a typical one by, and it grows with the evidence: a
+    1-second clip cannot reach what a minute of the same quality reaches, while unrelated sound stays
+    low whatever the length. (Neighbouring windows share frames, so it is not a calibrated statistic:
     the bar it is compared with is measured, not assumed.)
     """
-    advantage = float(np.median(fused.mean(axis=0))) - fused[:, column]
-    if len(advantage) < 2:
-        return 0.0
-    spread = float(advantage.std(ddof=1))
-    return float(advantage.mean() / max(spread, 1e-9) * np.sqrt(len(advantage)))
+    return float(gap * np.sqrt(max(windows, 1)))
 
 
 def _centre_rows(dists: np.ndarray, rows: int) -> np.ndarray:
@@ -196,8 +208,7 @@ class FusedEngine(SyncEngine):
         return None if value is None else float(value)
 
     def fuse(self, readings: dict[str, TrackSync], max_offset: int, n_frames: int) -> TrackSync:
-        return fuse_readings(readings, self.member_weights, max_offset, n_frames,
-                             self.fusion.get("reliable_confidence"), self.fusion.get("shortest_reliable_frames"))
+        return fuse_readings(readings, self.member_weights, max_offset, n_frames, self.fusion)
 
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
         scorers = {n: m.start_track(audio, n_frames, max_offset) for n, m in self.members.items()}
