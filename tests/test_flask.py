@@ -131,10 +131,10 @@ def test_health_says_which_engines_run_and_why_others_do_not(client, conforms):
     assert response.status_code == 200
     conforms("/api/health", "GET", response)
     body = response.json
-    assert set(body["engines"]) == {"syncnet", "fcn", "landmark"}
+    assert set(body["engines"]) == {"syncnet", "fcn", "landmark", "fused"}
     assert body["engines"]["landmark"]["available"]
     assert body["default_engines"] == ["landmark"]
-    for name in ("syncnet", "fcn"):
+    for name in ("syncnet", "fcn", "fused"):
         assert not body["engines"][name]["available"]
         assert "weights" in body["engines"][name]["reason"].lower()
     assert body["limits"]["max_upload_bytes"] == client.application.config["MAX_CONTENT_LENGTH"]
@@ -435,7 +435,7 @@ def test_every_engine_runs_with_random_weights(upload_dir, clip, tmp_path, monke
     client = app.test_client()
     health = client.get("/api/health").json
     runnable = [name for name, s in health["engines"].items() if s["available"]]
-    assert runnable == ["syncnet", "fcn", "landmark"]
+    assert runnable == ["syncnet", "fcn", "landmark", "fused"]
     response = client.post("/api/analyze", data=upload(clip(SHORT_CLIP), engines="all"))
     assert response.status_code == 200, response.json
     doc = response.json

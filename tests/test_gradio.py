@@ -43,10 +43,11 @@ def tone(seconds: float) -> np.ndarray:
 def test_demo_is_blocks_and_defaults_to_every_runnable_engine():
     assert isinstance(app_gradio.demo, gr.Blocks)
     choices, default, unavailable = app_gradio.engine_choices()
-    assert [value for _, value in choices] == ["syncnet", "fcn", "landmark"]
+    assert [value for _, value in choices] == ["syncnet", "fcn", "landmark", "fused"]
     assert default == ["landmark"]
     labels = dict((value, label) for label, value in choices)
     assert "unavailable" in labels["syncnet"] and "unavailable" not in labels["landmark"]
+    assert "unavailable" in labels["fused"]
     assert "weights" in unavailable.lower()
 
 

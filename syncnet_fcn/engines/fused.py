@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +227,8 @@ def fused_available() -> tuple[bool, str]:
 
     if not FUSION_PATH.is_file():
         return False, f"fused engine unavailable: its fitted weights {FUSION_PATH.name} are missing"
+    if os.environ.get("SYNCNET_FCN_NO_PROJECT_WEIGHTS"):
+        return False, "fused engine unavailable: it needs the light checkpoint (project weights are hidden)"
     status = weights_status(FCN_MEMBER_WEIGHTS)
     if not status["available"]:
         return False, f"fused engine unavailable: needs the light checkpoint ({status['reason']})"
