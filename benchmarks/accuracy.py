@@ -60,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--json", type=Path, default=None, help="write the summary and every reading here")
     p.add_argument("--cache", type=Path, default=None,
                    help="keep every clip's readings here (one file per clip; clips already there are not re-read)")
+    p.add_argument("--set-auto", action="store_true",
+                   help="fused only: store in its fit whether auto should pick it (it beat each member on this run)")
     p.add_argument("--readme", type=Path, default=None,
                    help="only write README.md's accuracy table from this --json summary")
     p.add_argument("--speed", type=Path, default=None, help="only time a full run on this video")
@@ -162,6 +164,11 @@ def main(argv=None) -> int:
         print(f"{len(failures)} clip(s) gave no reading: " + ", ".join(sorted(failures)))
     elapsed = time.perf_counter() - started
     print(f"engine {args.engine} · {len({r.clip for r in views[engine.name]})} clips · {elapsed:.0f} s")
+    if args.set_auto:
+        if engine.name != "fused":
+            print("--set-auto applies to --engine fused", file=sys.stderr)
+            return 2
+        set_auto(summaries)
     if args.json is not None:
         payload = {
             "engine": engine.name,
@@ -176,6 +183,30 @@ def main(argv=None) -> int:
         }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0
+
+
+#: the figures on which the fused reading must be at least as good as each member alone to be auto's pick
+AUTO_FIGURES = (("real", "clip_level"), ("real", "context_15"), ("generated", "clip_level"))
+
+
+def set_auto(summaries: dict) -> None:
+    """Store in the fused fit whether ``auto`` should pick it: only when, on this run, it reads at
+    least as many copies right as each member alone on every figure of :data:`AUTO_FIGURES`."""
+    from syncnet_fcn.engines.fused import FUSION_PATH
+
+    def figure(name, group, key):
+        return summaries[name][group]["overall"][key]["accuracy"] or 0.0
+
+    members = [n for n in summaries if n != "fused"]
+    figures = {f"{g}.{k}": {n: round(figure(n, g, k), 4) for n in summaries} for g, k in AUTO_FIGURES}
+    wins = all(figure("fused", g, k) >= figure(m, g, k) for g, k in AUTO_FIGURES for m in members)
+    fusion = json.loads(FUSION_PATH.read_text())
+    fusion["auto"] = bool(wins)
+    fusion["auto_decided_by"] = {"figures": figures, "rule": "fused >= each member on every figure",
+                                 "clips": summaries["fused"]["real"]["overall"]["clips"]
+                                 + summaries["fused"]["generated"]["overall"]["clips"]}
+    FUSION_PATH.write_text(json.dumps(fusion, indent=1) + "\n")
+    print(f"auto picks fused: {'yes' if wins else 'no'} ({figures})")
 
 
 def view_names(engine) -> list[str]:

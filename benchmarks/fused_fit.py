@@ -238,7 +238,8 @@ def fit(cache: Path, out_path: Path = FUSION_PATH) -> dict:
         "decisive_frames": decisive,
         "speaking_threshold": float(np.quantile(frames[np.isfinite(frames)], 0.95)),
         "relative_speaking_threshold": float(np.median(frames[np.isfinite(frames)])),
-        "auto": _previous_auto(out_path),
+        # a new fit has not been benchmarked yet: accuracy.py --engine fused --set-auto decides
+        "auto": False,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "how": (
             f"fitted by benchmarks/fused_fit.py on {len(items)} training clips of ../shared/train/harvest2 "
@@ -266,11 +267,6 @@ def fit(cache: Path, out_path: Path = FUSION_PATH) -> dict:
     print(f"weights {weights}, reliable bar {bar:.2f}, shortest reliable track {shortest} frames, most right "
           f"readings reach the bar from {decisive} frames -> {out_path}")
     return fusion
-
-
-def _previous_auto(path: Path) -> bool:
-    """``auto`` is decided by the benchmark (accuracy.py --set-auto), not by the fit: keep its value."""
-    return bool(json.loads(path.read_text()).get("auto")) if path.is_file() else False
 
 
 def _pct(x):
