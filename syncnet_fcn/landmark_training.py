@@ -83,7 +83,8 @@ def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.
     return np.clip(noisy, -32768, 32767).astype(np.int16)
 
 
-def track_features(tracks: list[dict], visual: str, recipe: Recipe, seed: int = 0) -> list[TrackFeatures]:
+def track_features(tracks: list[dict], visual: str, recipe: Recipe, seed: int = 0,
+                   names: list | None = None) -> list[TrackFeatures]:
     """Model inputs (``pad`` 0) of each aligned track, plus ``recipe.noisy_copies`` noisy-sound copies.
 
     ``tracks``: ``[{"landmarks", "appearance", "audio", "delay"}]`` (:func:`usable_tracks`); a track
@@ -98,6 +99,8 @@ def track_features(tracks: list[dict], visual: str, recipe: Recipe, seed: int = 
         audio = aligned_audio(track)
         clean = TrackFeatures.build(mouth, valid, audio, pad=0)
         out.append(clean)
+        if names is not None:
+            names += [track.get("name", "")] * (1 + recipe.noisy_copies)
         for _ in range(recipe.noisy_copies):
             noisy = add_noise(audio, rng.uniform(*NOISE_SNR_DB), rng)
             out.append(TrackFeatures(TrackFeatures.build(mouth, valid, noisy, pad=0).audio, clean.mouth, valid, 0,
@@ -145,14 +148,19 @@ def multiway_loss(net, audio, mouth, valid, max_shift: int, jitter: float = 0.0)
     return F.cross_entropy(logits, torch.full((a.shape[0],), max_shift))
 
 
-def train_member(features: list[TrackFeatures], recipe: Recipe, seed: int, log=None, init: dict | None = None):
+def train_member(features: list[TrackFeatures], recipe: Recipe, seed: int, log=None, init: dict | None = None,
+                 weights: list[float] | None = None):
     """One :class:`~syncnet_fcn.engines.landmark.LipSyncNet` trained with :func:`multiway_loss`, from
-    scratch or from the state dict ``init`` (fine-tuning a stored member)."""
+    scratch or from the state dict ``init`` (fine-tuning a stored member); tracks are drawn with
+    probabilities proportional to ``weights`` (equal by default)."""
     import torch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    tracks = [t for t in features if len(t.mouth) >= 2 * EDGE_FRAMES + WINDOW_FRAMES]
+    weights = np.ones(len(features)) if weights is None else np.asarray(weights, dtype=np.float64)
+    long_enough = [len(t.mouth) >= 2 * EDGE_FRAMES + WINDOW_FRAMES for t in features]
+    tracks = [t for t, ok in zip(features, long_enough) if ok]
+    p = weights[long_enough] / weights[long_enough].sum()
     net = _make_net(tracks[0].audio.shape[1], tracks[0].mouth.shape[1])
     if init is not None:
         net.load_state_dict(init)
@@ -162,7 +170,7 @@ def train_member(features: list[TrackFeatures], recipe: Recipe, seed: int, log=N
     net.train()
     with _one_torch_thread():
         for step in range(recipe.steps):
-            picks = [tracks[i] for i in rng.integers(len(tracks), size=recipe.batch)]
+            picks = [tracks[i] for i in rng.choice(len(tracks), size=recipe.batch, p=p)]
             length = min(recipe.clip_frames, min(len(t.mouth) for t in picks))
             starts = [int(rng.integers(0, len(t.mouth) - length + 1)) for t in picks]
 
@@ -182,9 +190,17 @@ def train_member(features: list[TrackFeatures], recipe: Recipe, seed: int, log=N
 
 
 def _train_member_job(job):
-    features, recipe, seed, init = job
-    net, losses = train_member(features, recipe, seed, init=init)
+    features, weights, recipe, seed, init = job
+    net, losses = train_member(features, recipe, seed, init=init, weights=weights)
     return net.state_dict(), losses
+
+
+def corpus_balanced_weights(names: list[str]) -> list[float]:
+    """Each corpus (``<corpus>/<clip>`` names) gets an equal share of the draws, however many clips it has."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name.split("/")[0]] = counts.get(name.split("/")[0], 0) + 1
+    return [1.0 / counts[name.split("/")[0]] for name in names]
 
 
 def fit_members(tracks: list[dict], recipe: Recipe, visuals=(VISUAL_LIPS, VISUAL_LIPS_APPEARANCE), seeds=(0, 1),
@@ -200,22 +216,24 @@ def fit_members(tracks: list[dict], recipe: Recipe, visuals=(VISUAL_LIPS, VISUAL
                 starts[(visual, seed)] = {k: v.float() for k, v in member.net.state_dict().items()}
     jobs, members_meta = [], []
     for visual in visuals:
-        features = track_features(tracks, visual, recipe)
+        names: list[str] = []
+        features = track_features(tracks, visual, recipe, names=names)
+        weights = corpus_balanced_weights(names)
         clean = [f for i, f in enumerate(features) if i % (recipe.noisy_copies + 1) == 0]
         audio_x = np.concatenate([stack_context(f.audio, CCA_AUDIO_CONTEXT)[f.valid] for f in clean])
         mouth_y = np.concatenate([f.mouth[f.valid] for f in clean])
         cca = fit_cca(audio_x, mouth_y)
         for seed in seeds:
-            jobs.append((cca, features, seed, visual))
+            jobs.append((cca, (features, weights), seed, visual))
             members_meta.append({"visual": visual, "seed": seed, "tracks": len(clean), "frames": int(len(mouth_y)),
                                  "cca_correlations": [round(float(r), 4) for r in cca["rho"]]})
     started = time.time()
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_train_member_job, [(features, recipe, seed, starts.get((visual, seed)))
-                                                     for _, features, seed, visual in jobs]))
+        results = list(pool.map(_train_member_job, [(*data, recipe, seed, starts.get((visual, seed)))
+                                                     for _, data, seed, visual in jobs]))
     members = []
-    for (cca, features, _, visual), (state, losses), meta in zip(jobs, results, members_meta):
+    for (cca, (features, _), _, visual), (state, losses), meta in zip(jobs, results, members_meta):
         net = _make_net(features[0].audio.shape[1], features[0].mouth.shape[1])
         net.load_state_dict(state)
         members.append(LandmarkModel(cca, net.eval(), visual))
@@ -223,7 +241,7 @@ def fit_members(tracks: list[dict], recipe: Recipe, visuals=(VISUAL_LIPS, VISUAL
     if log:
         log(f"trained {len(jobs)} nets in {time.time() - started:.0f} s")
     info = dict(provenance or {})
-    info |= {"recipe": recipe.describe(), "members": members_meta, "trainer": "syncnet_fcn.landmark_training",
+    info |= {"recipe": recipe.describe() | {"sampling": "each corpus an equal share of the draws"}, "members": members_meta, "trainer": "syncnet_fcn.landmark_training",
              "initialised_from": None if init is None else init.provenance}
     return LandmarkModels(members, info)
 
