@@ -38,6 +38,7 @@ from syncnet_fcn.evaluation import (  # noqa: E402
     format_summary,
     main_track_index,
     own_offset,
+    results_to_json,
 )
 
 SHARED = REPO.parent / "shared"
@@ -134,7 +135,8 @@ def main(argv=None) -> int:
           f"{len({r.clip for r in results})} clips in {time.perf_counter() - started:.0f} s")
     print(format_summary(summary))
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "model": str(args.model)}, indent=1, default=str))
+        args.json.write_text(json.dumps({"summary": summary, "model": str(args.model),
+                                          "results": results_to_json(results)}, indent=1, default=str))
     return 0
 
 
