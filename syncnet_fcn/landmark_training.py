@@ -360,8 +360,9 @@ def calibrate_on_footage(tracks: list[dict], models: LandmarkModels, max_offset:
         "relative_speaking_threshold": thresholds["relative_speaking_threshold"],
         "measured_on": f"{len(tracks)} aligned training tracks of held-in speakers (syncnet_fcn.landmark_training); "
                        "no evaluation clip",
-        "bias_measurement": {"how": "robust median of sub-frame readings of aligned (in-sync) training tracks",
-                             "errors": errors},
+        "bias_measurement": {"how": "robust median of sub-frame readings of aligned (in-sync) training tracks "
+                                    "(each track's sound delayed by its page's measured lag, `delays`)",
+                             "errors": errors, "delays": {t["name"]: t["delay"] for t in tracks}},
         "threshold_measurement": {
             "how": "confidence of each face with the sound of the next track from another source page; "
                    "reliable_confidence = the largest; speaking_threshold = 95th percentile of those pairs' "
