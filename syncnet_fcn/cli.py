@@ -108,6 +108,8 @@ def cmd_detect(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.resolve() == video.resolve():
         raise InvalidArgumentError("--out would overwrite the input video")
+    if out is not None:
+        check_output_file(out, "--out")
     tracking = TrackingOptions(min_track_frames=args.min_track_frames, min_face_size=args.min_face_size)
     bar = None if args.quiet else _ProgressBar()
     try:
@@ -211,6 +213,21 @@ class _ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Before any work: ``path`` can be written (its folder exists or can be made, it is not a folder)."""
+    if path.is_dir():
+        raise InvalidArgumentError(f"{option} {path} is a directory: give a file name")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidArgumentError(f"{option}: cannot create the folder {folder}: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        raise InvalidArgumentError(f"{option}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidArgumentError(f"{option}: {path} cannot be written (permission denied)")
 
 
 def _write_atomic(path: Path, text: str) -> None:

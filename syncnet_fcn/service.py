@@ -25,10 +25,12 @@ DEFAULT_MAX_OFFSET = 15
 
 
 def engine_status(weights: str | None = None) -> dict[str, dict]:
-    """``{name: {"available", "reason", "weights"}}`` for every engine (see ``available_engines``)."""
+    """``{name: {"available", "reason", "weights"}}`` for every engine (see ``available_engines``), with
+    weights named by file name and sha256 rather than by where they sit on the server."""
     from .engines import available_engines
+    from .weights import public_weights_status
 
-    return available_engines(weights)
+    return {name: public_weights_status(status) for name, status in available_engines(weights).items()}
 
 
 def runnable_engines(weights: str | None = None) -> list[str]:
