@@ -97,9 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_detect(args) -> int:
-    from .pipeline import SyncPipeline
-    from .tracking import TrackingOptions
-
     video = Path(args.video)
     if not video.exists():
         raise InvalidArgumentError(f"no such file: {video}")
@@ -110,6 +107,12 @@ def cmd_detect(args) -> int:
         raise InvalidArgumentError("--out would overwrite the input video")
     if out is not None:
         check_output_file(out, "--out")
+    from .media import probe
+
+    probe(video)  # refuses unreadable or oversized media from its headers, before any model loads
+    from .pipeline import SyncPipeline
+    from .tracking import TrackingOptions
+
     tracking = TrackingOptions(min_track_frames=args.min_track_frames, min_face_size=args.min_face_size)
     bar = None if args.quiet else _ProgressBar()
     try:

@@ -27,7 +27,7 @@ from av.video.reformatter import VideoReformatter
 
 from . import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME, TIMELINE_FPS
 from .errors import MediaError, NoAudioError, NoVideoStreamError
-from .limits import check_container, check_frame_size, decoder_threads
+from .limits import MediaLimits, check_container, check_frame_size, decoder_threads
 
 #: file endings of the video containers the toolkit looks for in a folder
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".m4v"})
@@ -82,7 +82,10 @@ def _open(path) -> av.container.InputContainer:
     if os.path.isdir(path):
         raise MediaError(f"{path} is a directory, not a video file")
     try:
-        return av.open(path, metadata_errors="ignore")
+        # max_pixels: the decoders that probe the streams (avformat_find_stream_info) refuse frames above
+        # the limit instead of allocating them, so a file declaring huge frames costs nothing to open
+        return av.open(path, metadata_errors="ignore",
+                       options={"max_pixels": str(MediaLimits.from_env().max_frame_pixels)})
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise MediaError(f"cannot open {os.path.basename(path)} as a video: {_reason(exc)}") from None
 

@@ -45,6 +45,12 @@ def parse_engines(value: str | Sequence[str] | None, weights: str | None = None)
         items = [] if value is None else [v.strip().lower() for v in value.split(",")]
     else:
         items = [str(v).strip().lower() for v in value]
+    if value is not None and not isinstance(value, str) and not value:
+        items = []
+    elif value is not None and not any(items) and (not isinstance(value, str) or value.strip()):
+        # "," or " , ": names were meant but none given; not the same as leaving the field out
+        raise InvalidArgumentError(
+            f"no engine name in {value!r}: give one of {', '.join(ENGINE_NAMES)}, auto or all (or leave it out)")
     items = [v for v in items if v]
     if not items or items == ["all"]:
         found = runnable_engines(weights)
