@@ -7,6 +7,7 @@ status seen, latency percentiles per kind, the server's RSS every 50 requests, a
 first 10 requests against after the last.
 
     python benchmarks/load.py [--clients 8] [--requests 50] [--clip syncnet_example.avi] [--queue-wait 300]
+                              [--repo OTHER_CHECKOUT]   # serve another checkout's app.py (before/after)
 """
 
 from __future__ import annotations
@@ -61,11 +62,13 @@ def main() -> None:
     parser.add_argument("--queue-wait", type=float, default=300,
                         help="server's SYNCNET_FCN_QUEUE_WAIT_S: how long an analysis may wait for the worker "
                              "before 503 (the default 15 s is for interactive use; a load test queues deeper)")
+    parser.add_argument("--repo", type=Path, default=None, help="serve this checkout's app.py instead")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
         files = build_files(Path(folder), CLIPS / args.clip)
-        server = LocalServer(env={"SYNCNET_FCN_QUEUE_WAIT_S": str(args.queue_wait)})
+        server = LocalServer(env={"SYNCNET_FCN_QUEUE_WAIT_S": str(args.queue_wait)},
+                             **({"repo": args.repo.resolve()} if args.repo else {}))
         lock = threading.Lock()
         latencies: dict[str, list[float]] = collections.defaultdict(list)
         statuses: collections.Counter = collections.Counter()

@@ -32,12 +32,16 @@ def free_port() -> int:
 class LocalServer:
     """``python app.py`` on 127.0.0.1:<free port>, with RSS sampled every ``interval`` seconds."""
 
-    def __init__(self, env: dict | None = None, interval: float = 0.1, threads: int = 8):
+    def __init__(self, env: dict | None = None, interval: float = 0.1, threads: int = 8, repo: Path = REPO):
         self.port = free_port()
+        if (repo / "app.py").read_text().find("def serve(") >= 0:
+            command = [str(repo / "app.py"), "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(threads)]
+        else:  # an older checkout (before/after comparisons): its app under waitress, as served here
+            command = ["-c", f"import waitress, app; waitress.serve(app.app, host='127.0.0.1', port={self.port}, "
+                             f"threads={threads})"]
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(self.port),
-             "--threads", str(threads)],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+            [sys.executable, *command],
+            cwd=repo, env={**os.environ, "PYTHONPATH": str(repo), **(env or {})},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.samples: list[tuple[float, int]] = []
         self.started = time.perf_counter()

@@ -124,7 +124,11 @@ def cmd_detect(args) -> int:
             bar.close()
     document = report.to_json(full=args.full)
     if out is not None:
-        _write_atomic(out, document + "\n")
+        try:
+            _write_atomic(out, document + "\n")
+        except OSError as exc:  # disk full, folder removed meanwhile: the result is still printed below
+            print(document if args.json else report.format_table())
+            raise InvalidArgumentError(f"cannot write --out {out}: {exc.strerror or exc}") from None
     print(document if args.json else report.format_table())
     return 0
 
