@@ -22,7 +22,8 @@ EXIT_USAGE = 2
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # run as the program (not called from Python): keep mediapipe's log lines off the terminal
         filter_native_stderr()
-    parser = build_parser()
+    # the train options come from the training module, which imports torch (~1.5 s): only when asked for
+    parser = build_parser(with_train_options="train" in (sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncnet-fcn",
         description="Audio-visual sync: per face track, the audio-video offset, confidence and LSE-C/LSE-D.",
@@ -89,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a SyncNet-family model on talking-face footage")
     p.set_defaults(func=cmd_train)
-    _add_train_arguments(p)
+    if with_train_options:
+        _add_train_arguments(p)
     return parser
 
 

@@ -47,16 +47,6 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def isolated_engines(tmp_path_factory):
-    """No SyncNet weights: ``auto`` runs the landmark engine (quick, and what a fresh install runs)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SYNCNET_FCN_CACHE", str(tmp_path_factory.mktemp("weights_cache")))
-        mp.delenv("SYNCNET_FCN_WEIGHTS", raising=False)
-        mp.setenv("SYNCNET_FCN_NO_PROJECT_WEIGHTS", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
 def api(isolated_engines, tmp_path_factory):
     uploads = tmp_path_factory.mktemp("uploads")
     app = create_app({"SYNC_UPLOAD_DIR": str(uploads), "SYNC_QUEUE_WAIT_S": 60, "TESTING": True})
