@@ -177,6 +177,7 @@ class SyncService:
             # the upload goes before the job reads as finished, so "done" means nothing is left behind
             if upload_dir is not None:
                 shutil.rmtree(upload_dir, ignore_errors=True)
+            memory.release_freed_memory()
             job.finished_at = time.time()
             if error is None and result is not None:
                 job.result, job.stage, job.progress, job.state = result, "done", 1.0, "done"

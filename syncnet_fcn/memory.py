@@ -3,7 +3,8 @@
 An analysis allocates and frees hundreds of megabytes (decoded frames, crops, feature arrays). glibc
 keeps freed memory in per-thread arenas and returns it only when the top of a heap is free, so a server
 whose requests run on many threads grows towards (arenas × peak) and stays there. Two remedies, both
-no-ops where glibc is absent: fewer arenas, and ``malloc_trim`` after each analysis.
+no-ops where glibc is absent: fewer arenas (``MALLOC_ARENA_MAX`` overrides), and ``malloc_trim``
+after each analysis (``SYNCNET_FCN_MALLOC_TRIM=0`` turns it off, for comparisons).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def limit_malloc_arenas(count: int | None = None) -> bool:
 
 def release_freed_memory() -> bool:
     """Return freed heap memory to the system (``malloc_trim(0)``); True if anything was released."""
-    if _LIBC is None or not hasattr(_LIBC, "malloc_trim"):
+    if _LIBC is None or not hasattr(_LIBC, "malloc_trim") or os.environ.get("SYNCNET_FCN_MALLOC_TRIM") == "0":
         return False
     with _lock:  # one trim at a time: a trim walks every arena under its lock
         return bool(_LIBC.malloc_trim(0))

@@ -153,11 +153,12 @@ def weights_label(weights: str | os.PathLike | None) -> str | None:
 def public_weights_status(status: dict) -> dict:
     """``weights_status``'s answer with server paths replaced by :func:`weights_label` (for clients)."""
     out = dict(status)
+    out["reason"] = str(status.get("reason", "")).replace(str(cache_dir()), "the weights cache ($SYNCNET_FCN_CACHE)")
     raw = status.get("weights")
     if raw:
         label = weights_label(raw)
         out["weights"] = label
-        out["reason"] = str(status.get("reason", "")).replace(str(raw), label)
+        out["reason"] = out["reason"].replace(str(raw), label)
         parent = str(Path(raw).parent)
         if parent not in (".", "/"):
             out["reason"] = out["reason"].replace(parent + os.sep, "")

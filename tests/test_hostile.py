@@ -193,6 +193,11 @@ def test_health_and_results_name_weights_without_server_paths(isolated_engines, 
     health = app.test_client().get("/api/health").get_data(as_text=True)
     assert "secret_server_folder" not in health
     assert f"my_weights.pt (sha256 {sha256_file(weights)})" in health
+    from syncnet_fcn.weights import cache_dir
+
+    missing = create_app({"SYNC_UPLOAD_DIR": str(tmp_path), "TESTING": True}).test_client().get("/api/health")
+    assert not missing.json["engines"]["fcn"]["available"]  # no weights: the reason says where they go...
+    assert str(cache_dir()) not in missing.get_data(as_text=True)  # ...without the server's folder
 
 
 def test_default_bind_is_loopback(monkeypatch):
