@@ -6,6 +6,7 @@ User errors print one line (``error: …``) on stderr and exit with code 2; no t
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -90,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a SyncNet-family model on talking-face footage")
     p.set_defaults(func=cmd_train)
     _add_train_arguments(p)
+    importlib.import_module(".commands.eval", __package__).add_parser(sub)
+    importlib.import_module(".commands.fix", __package__).add_parser(sub)
     return parser
 
 
