@@ -12,6 +12,7 @@ and the page at ``/``. All detection is the library's (:mod:`syncnet_fcn.service
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -211,6 +212,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     sync = SyncService(app.config)
     app.extensions["syncnet_fcn"] = sync
+    app.register_blueprint(importlib.import_module("syncnet_fcn.api.eval").blueprint)
+    app.register_blueprint(importlib.import_module("syncnet_fcn.api.fix").blueprint)
 
     @app.before_request
     def refuse_oversized_body():
