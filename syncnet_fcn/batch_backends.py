@@ -58,36 +58,46 @@ class LocalBackend:
         from concurrent.futures.process import BrokenProcessPool
 
         waiting = list(reversed(items))  # popped from the end: input order
-        attempts: dict[int, int] = {}
+        # Videos in flight when a worker died: which one killed it is unknown, so each is run again
+        # alone; only a death while alone counts against a video.
+        suspects: list = []
+        deaths: dict[int, int] = {}
         context = multiprocessing.get_context("spawn")
-        while waiting:
+        while waiting or suspects:
             pool = ProcessPoolExecutor(self.workers, mp_context=context)
             running: dict = {}
             broken = False
             try:
-                while waiting or running:
-                    # one video in flight per worker: when a worker dies, only those were at risk
-                    while waiting and len(running) < self.workers and not broken:
-                        index, job = waiting.pop()
-                        attempts[index] = attempts.get(index, 0) + 1
-                        running[pool.submit(scorer, job, options)] = (index, job)
-                    if not running:
-                        break
+                while (waiting or suspects or running) and not broken:
+                    if suspects:
+                        if not running:
+                            index, job = suspects.pop()
+                            running[pool.submit(scorer, job, options)] = (index, job)
+                    else:
+                        # one video in flight per worker: when a worker dies, only those were at risk
+                        while waiting and len(running) < self.workers:
+                            index, job = waiting.pop()
+                            running[pool.submit(scorer, job, options)] = (index, job)
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    alone = len(running) == 1
                     for future in done:
                         index, job = running.pop(future)
                         try:
                             result = future.result()
                         except BrokenProcessPool:
                             broken = True
-                            if attempts[index] >= MAX_ATTEMPTS:
-                                finished(index, _died(job, attempts[index]))
-                            else:
-                                waiting.append((index, job))
+                            if alone:
+                                deaths[index] = deaths.get(index, 0) + 1
+                                if deaths[index] >= MAX_ATTEMPTS:
+                                    finished(index, _died(job, deaths[index]))
+                                    continue
+                            suspects.append((index, job))
                             continue
                         finished(index, result)
-                    if broken and not running:
-                        break
+                    if broken:  # the others in flight went down with the pool
+                        for index, job in running.values():
+                            suspects.append((index, job))
+                        running.clear()
             finally:
                 pool.shutdown(wait=not broken, cancel_futures=True)
 
