@@ -31,6 +31,7 @@ import numpy as np
 from . import __version__
 from .errors import InvalidArgumentError, MediaError, NoAudioError, NoFaceError, SyncNetError
 from .media import VIDEO_SUFFIXES
+from .weights import sha256_file as file_sha256
 
 #: a video's status: ``ok`` (scored) or why it was not
 STATUSES = ("ok", "no_face", "no_reading", "no_audio", "unreadable", "failed")
@@ -253,14 +254,6 @@ def score_video(job: VideoJob, options: EvalOptions) -> VideoResult:
 
 
 # -- cache ------------------------------------------------------------------------------------------------
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def engine_files(engine: str, weights: str | None) -> tuple[str, list[Path]]:

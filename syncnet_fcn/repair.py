@@ -72,12 +72,13 @@ FixProgress = Callable[[str, float], None]
 
 
 def fix_video(video: str | os.PathLike, out: str | os.PathLike, *, offset: int | None = None, force: bool = False,
-              pipeline=None, progress: FixProgress | None = None) -> FixResult:
+              pipeline=None, tracks: list | None = None, progress: FixProgress | None = None) -> FixResult:
     """Measure ``video``, write ``out`` with the audio moved to sync, and measure ``out``.
 
     ``offset``: the audio-video offset to correct (SyncNet convention, positive = audio early) instead
     of the reading. Without it an unreliable reading raises :class:`UnreliableReadingError` unless
-    ``force``. Raises :class:`InvalidArgumentError` when ``out`` is the input.
+    ``force``. ``tracks``: the video's face tracks when already known (they are the output's too: its
+    video is the input's). Raises :class:`InvalidArgumentError` when ``out`` is the input.
     """
     video, out = Path(video), Path(out)
     _check_paths(video, out)
@@ -92,7 +93,8 @@ def fix_video(video: str | os.PathLike, out: str | os.PathLike, *, offset: int |
     def stage(name):
         return None if progress is None else (lambda _stage, fraction: progress(name, fraction))
 
-    tracks = pipeline.find_tracks(video, progress=stage("measuring"))
+    if tracks is None:
+        tracks = pipeline.find_tracks(video, progress=stage("measuring"))
     before = None
     if tracks:
         before = pipeline.run(video, tracks=tracks, progress=stage("measuring"))

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from flask import Blueprint, after_this_request, current_app, request, send_file
 
-from .. import service
 from ..errors import InvalidArgumentError
+from .uploads import receive_upload
 
 blueprint = Blueprint("fix", __name__)
 
@@ -27,7 +26,7 @@ def fix():
     offset = _offset(request.form.get("offset"))
     force = (request.form.get("force") or "").strip().lower() in ("1", "true", "yes", "on")
     sync = current_app.extensions["syncnet_fcn"]
-    upload_dir, video, name = _receive(current_app.config["SYNC_UPLOAD_DIR"])
+    upload_dir, video, name = receive_upload(current_app)
     out = upload_dir / "fixed" / f"{Path(name).stem}.fixed{Path(name).suffix or '.mp4'}"
 
     @after_this_request
@@ -65,18 +64,3 @@ def _offset(value) -> int | None:
         raise InvalidArgumentError(f"offset must be a whole number of frames, got {value!r}")
     return int(number)
 
-
-def _receive(root) -> tuple[Path, Path, str]:
-    upload = request.files.get("video")
-    if upload is None:
-        raise InvalidArgumentError("send the video as a multipart form field named 'video'")
-    name = service.safe_filename(upload.filename, default="video")
-    upload_dir = Path(tempfile.mkdtemp(prefix="syncnet_fcn_fix_", dir=root))
-    try:
-        path = upload_dir / name
-        upload.save(path)
-        service.check_video(path)
-    except BaseException:
-        shutil.rmtree(upload_dir, ignore_errors=True)
-        raise
-    return upload_dir, path, name

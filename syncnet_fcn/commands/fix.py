@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 
@@ -23,6 +22,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..cli import _ProgressBar
     from ..errors import InvalidArgumentError
     from ..pipeline import SyncPipeline
     from ..repair import fix_video
@@ -34,7 +34,7 @@ def run(args) -> int:
     if not video.is_file():
         raise InvalidArgumentError(f"no such file: {video}")
     pipeline = SyncPipeline(engine=args.engine, weights=args.weights, device=args.device)
-    bar = None if args.quiet else _StageBar()
+    bar = None if args.quiet else _ProgressBar()
     try:
         result = fix_video(video, args.out, offset=args.offset, force=args.force, pipeline=pipeline, progress=bar)
     finally:
@@ -58,26 +58,3 @@ def _reading(report) -> str:
     sync = report.main.sync
     return (f"offset {sync.offset_frames:+d} frames, confidence {sync.confidence:.2f}, "
             f"{'reliable' if sync.reliable else 'unreliable'} — {describe_reading(sync)}")
-
-
-class _StageBar:
-    def __init__(self):
-        self.stage = None
-        self.bar = None
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=100, desc=stage, unit="%", file=sys.stderr, leave=False,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-        target = int(round(fraction * 100))
-        if target > self.bar.n:
-            self.bar.update(target - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
