@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -217,39 +218,47 @@ def failed_result(job: VideoJob, exc: BaseException) -> VideoResult:
     return VideoResult(video=str(job.path), group=job.group, status=status, reason=reason)
 
 
-_PIPELINES: dict = {}  # per process: one loaded pipeline per option set (workers load their model once)
+# per process: one loaded pipeline per option set (workers load their model once), with a lock, since a
+# pipeline reads one video at a time (threads of a web server may share it)
+_PIPELINES: dict = {}
+_PIPELINES_LOCK = threading.Lock()
 
 
 def pipeline_for(options: EvalOptions):
-    """The process's pipeline for ``options``, built the first time it is asked for."""
-    pipeline = _PIPELINES.get(options)
-    if pipeline is None:
-        from .pipeline import SyncPipeline
-        from .tracking import TrackingOptions
+    """``(pipeline, lock)``: the process's pipeline for ``options``, built the first time it is asked for."""
+    with _PIPELINES_LOCK:
+        entry = _PIPELINES.get(options)
+        if entry is None:
+            from .pipeline import SyncPipeline
+            from .tracking import TrackingOptions
 
-        tracking = TrackingOptions(min_track_frames=options.min_track_frames, min_face_size=options.min_face_size)
-        pipeline = SyncPipeline(engine=options.engine, weights=options.weights, max_offset=options.max_offset,
-                                device=options.device, tracking=tracking)
-        _PIPELINES[options] = pipeline
-    return pipeline
+            tracking = TrackingOptions(min_track_frames=options.min_track_frames,
+                                       min_face_size=options.min_face_size)
+            pipeline = SyncPipeline(engine=options.engine, weights=options.weights, max_offset=options.max_offset,
+                                    device=options.device, tracking=tracking)
+            entry = _PIPELINES[options] = (pipeline, threading.Lock())
+    return entry
 
 
 def score_video(job: VideoJob, options: EvalOptions) -> VideoResult:
     """Score one video; every failure that comes from the file becomes a row, never an exception.
 
     Engine or weights problems (:class:`~syncnet_fcn.errors.WeightsError`, unavailable engine) are
-    the whole batch's, not the video's: they are raised.
+    the whole batch's, not the video's: they are raised. Anything else unexpected becomes a ``failed``
+    row with the exception in its reason (not cached, so a fixed bug rescores it).
     """
     from .errors import EngineUnavailableError, WeightsError
 
-    pipeline = pipeline_for(options)
+    pipeline, lock = pipeline_for(options)
     try:
         if not job.path.is_file():
             raise MediaError(f"{job.path} is not a readable file")
-        return result_from_report(pipeline.run(job.path), job)
+        with lock:
+            report = pipeline.run(job.path)
+        return result_from_report(report, job)
     except (WeightsError, EngineUnavailableError):
         raise
-    except SyncNetError as exc:
+    except Exception as exc:  # noqa: BLE001 - one bad file (or a bug it trips) must not stop the batch
         return failed_result(job, exc)
 
 
