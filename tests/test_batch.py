@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,11 +152,20 @@ def test_ray_gives_the_numbers_of_a_local_run(clip, tmp_path):
     jobs = [VideoJob(clip("lrw_astorfi_sample1.mp4"), "lrw"), VideoJob(clip("grid_bbaf2n.mpg"), "grid")]
     options = EvalOptions(engine="landmark")
     local = run_batch(jobs, options, cache=None)
+    names = ["a.mp4", "doomed.mp4", "cursed.mp4"]
+    for name in names:
+        (tmp_path / name).write_bytes(name.encode())
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         distributed = run_batch(jobs, options, cache=None, backend="ray")
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests/
+        dying = run_batch([VideoJob(tmp_path / n, "all") for n in names], options, cache=None, backend="ray",
+                          scorer=die_once)
     finally:
         ray.shutdown()
     assert all(row.status == "ok" for row in local.videos)
     assert [_same_numbers(a, b) for a, b in zip(local.videos, distributed.videos)] == [True, True]
     assert distributed.groups == local.groups
+    # a task whose worker died is run again; one that always kills its worker ends as a failed row
+    assert [Path(row.video).name for row in dying.videos] == names
+    assert [row.status for row in dying.videos] == ["ok", "ok", "failed"]
