@@ -12,14 +12,12 @@ face, no audio, unreadable, no reading) stay in the table as rows that say why, 
 The work itself (one video → one :class:`VideoResult`) is :func:`score_video`; where it runs (this
 process, worker processes, a Ray cluster) is :mod:`syncnet_fcn.batch_backends`' business and never
 changes a number. Finished results are cached by file content, engine, weights and options, so a
-re-run, or a run after an interruption, only does what is missing.
+re-run, or a run after an interruption, only does what is missing (:mod:`syncnet_fcn.batch_cache`).
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 import math
 import os
 import threading
@@ -30,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .batch_backends import WorkerDied, create_backend
+from .batch_cache import ResultCache, file_sha256, weights_fingerprint
 from .errors import InvalidArgumentError, MediaError, NoAudioError, NoFaceError, SyncNetError
 from .media import VIDEO_SUFFIXES
-from .weights import sha256_file as file_sha256
 
 #: a video's status: ``ok`` (scored) or why it was not
 STATUSES = ("ok", "no_face", "no_reading", "no_audio", "unreadable", "failed")
@@ -262,76 +261,6 @@ def score_video(job: VideoJob, options: EvalOptions) -> VideoResult:
         return failed_result(job, exc)
 
 
-# -- cache ------------------------------------------------------------------------------------------------
-
-
-def engine_files(engine: str, weights: str | None) -> tuple[str, list[Path]]:
-    """``(engine name, files its numbers depend on)``: the model and whatever calibration sits beside it.
-
-    Resolves ``auto`` exactly as :func:`syncnet_fcn.engines.create_engine` does, without loading a model.
-    """
-    from .engines import _pick_auto
-
-    if engine == "auto":
-        engine, weights = _pick_auto(weights)
-    if engine == "landmark":
-        from .engines.landmark import CALIBRATION_PATH, MODEL_PATH
-
-        return engine, [MODEL_PATH, CALIBRATION_PATH]
-    from .calibrate import calibration_path, thresholds_path
-    from .weights import resolve_weights
-
-    path = resolve_weights(weights)
-    return engine, [path] + [p for p in (calibration_path(path), thresholds_path(path)) if p.exists()]
-
-
-def weights_fingerprint(engine: str, weights: str | None) -> tuple[str, str]:
-    """``(engine name, sha256 over the engine's model and calibration files)``."""
-    name, files = engine_files(engine, weights)
-    digest = hashlib.sha256(name.encode())
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(file_sha256(path).encode())
-    return name, digest.hexdigest()
-
-
-class ResultCache:
-    """One JSON file per (video content, engine, weights, options) under ``root``; written atomically,
-    so an interrupted run leaves only whole entries."""
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-
-    @classmethod
-    def default(cls) -> ResultCache:
-        from .weights import cache_dir
-
-        return cls(cache_dir() / "eval")
-
-    @staticmethod
-    def key(video_sha256: str, engine: str, weights_sha256: str, options: EvalOptions) -> str:
-        fields = {"video": video_sha256, "engine": engine, "weights": weights_sha256,
-                  "options": options.key_fields(), "format": 1}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict | None:
-        try:
-            return json.loads(self._path(key).read_text())
-        except (OSError, ValueError):
-            return None
-
-    def put(self, key: str, result: VideoResult) -> None:
-        from .writers import write_text_atomic
-
-        data = result.to_dict()
-        for per_run in ("video", "group", "cached"):
-            data.pop(per_run)
-        write_text_atomic(self._path(key), json.dumps(data))
-
-
 # -- the batch ----------------------------------------------------------------------------------------------
 
 
@@ -384,8 +313,6 @@ def run_batch(jobs: Sequence[VideoJob], options: EvalOptions, *, cache: ResultCa
     """
     import time
 
-    from .batch_backends import create_backend
-
     started = time.perf_counter()
     engine, weights_sha = weights_fingerprint(options.engine, options.weights)
     rows: list[VideoResult | None] = [None] * len(jobs)
@@ -410,8 +337,11 @@ def run_batch(jobs: Sequence[VideoJob], options: EvalOptions, *, cache: ResultCa
     if progress is not None:
         progress(done, total, done)
 
-    def finished(index: int, row: VideoResult) -> None:
+    def finished(index: int, row: VideoResult | WorkerDied) -> None:
         nonlocal done
+        if isinstance(row, WorkerDied):
+            row = VideoResult(video="", group="", status="failed",
+                              reason=f"the worker scoring it died {row.attempts} times")
         row.video, row.group, row.cached, row.sha256 = str(jobs[index].path), jobs[index].group, False, digests[index]
         rows[index] = row
         if cache is not None and keys[index] is not None and (row.scored or row.status in DETERMINISTIC_FAILURES):

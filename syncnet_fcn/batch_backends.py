@@ -1,24 +1,34 @@
 """Where a batch's videos are scored: this process, local worker processes, or a Ray cluster.
 
 A backend takes ``[(index, job), ...]``, the options and the scoring function, and calls
-``finished(index, VideoResult)`` exactly once per index, in whatever order results arrive. It never
+``finished(index, result)`` exactly once per index, in whatever order results arrive: the scorer's
+result, or :class:`WorkerDied` for a video whose worker kept dying. It never
 changes a number: each worker runs the same :func:`syncnet_fcn.batch.score_video` and loads its model
 once (the per-process pipeline cache). A worker that dies has its videos retried on another worker, up
-to :data:`MAX_ATTEMPTS` times; after that the video becomes a ``failed`` row that says so — none lost,
-none counted twice.
+to :data:`MAX_ATTEMPTS` times; after that it is reported as :class:`WorkerDied` (the batch makes it a
+``failed`` row) — none lost, none counted twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from .batch import EvalOptions, VideoJob, VideoResult
 from .errors import InvalidArgumentError, SyncNetError
 
 MAX_ATTEMPTS = 3
 BACKENDS = ("local", "ray")
 
-Finished = Callable[[int, VideoResult], None]
+
+
+@dataclass(frozen=True)
+class WorkerDied:
+    """What a backend reports for a video whose worker died ``attempts`` times while scoring it."""
+
+    attempts: int
+
+
+Finished = Callable[[int, object], None]
 
 
 def create_backend(name: str, workers: int = 1, address: str | None = None):
@@ -33,11 +43,6 @@ def create_backend(name: str, workers: int = 1, address: str | None = None):
     raise InvalidArgumentError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}")
 
 
-def _died(job: VideoJob, attempts: int) -> VideoResult:
-    return VideoResult(video=str(job.path), group=job.group, status="failed",
-                       reason=f"the worker scoring it died {attempts} times")
-
-
 class LocalBackend:
     """``workers == 1``: in this process. More: that many worker processes (spawned, so no model or
     thread state is inherited), each handed one video at a time."""
@@ -45,7 +50,7 @@ class LocalBackend:
     def __init__(self, workers: int = 1):
         self.workers = workers
 
-    def run(self, items: Sequence[tuple[int, VideoJob]], options: EvalOptions, scorer, finished: Finished) -> None:
+    def run(self, items: Sequence[tuple], options, scorer, finished: Finished) -> None:
         if self.workers == 1:
             for index, job in items:
                 finished(index, scorer(job, options))
@@ -89,7 +94,7 @@ class LocalBackend:
                             if alone:
                                 deaths[index] = deaths.get(index, 0) + 1
                                 if deaths[index] >= MAX_ATTEMPTS:
-                                    finished(index, _died(job, deaths[index]))
+                                    finished(index, WorkerDied(deaths[index]))
                                     continue
                             suspects.append((index, job))
                             continue
@@ -115,7 +120,7 @@ class RayBackend:
         self.workers = workers
         self.address = address
 
-    def run(self, items: Sequence[tuple[int, VideoJob]], options: EvalOptions, scorer, finished: Finished) -> None:
+    def run(self, items: Sequence[tuple], options, scorer, finished: Finished) -> None:
         import ray
 
         started_here = False
@@ -151,9 +156,9 @@ class RayBackend:
                 except (ray.exceptions.WorkerCrashedError, ray.exceptions.ActorDiedError,
                         ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
                         ray.exceptions.ObjectLostError):
-                    result = _died(job, MAX_ATTEMPTS)
+                    result = WorkerDied(MAX_ATTEMPTS)
                 finished(index, result)
 
 
-def _score_in_ray(scorer, job: VideoJob, options: EvalOptions) -> VideoResult:
+def _score_in_ray(scorer, job, options):
     return scorer(job, options)

@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..cli import _ProgressBar
+    from .progress import StageProgressBar
     from ..errors import InvalidArgumentError
     from ..pipeline import SyncPipeline
     from ..repair import fix_video
@@ -34,7 +34,7 @@ def run(args) -> int:
     if not video.is_file():
         raise InvalidArgumentError(f"no such file: {video}")
     pipeline = SyncPipeline(engine=args.engine, weights=args.weights, device=args.device)
-    bar = None if args.quiet else _ProgressBar()
+    bar = None if args.quiet else StageProgressBar()
     try:
         result = fix_video(video, args.out, offset=args.offset, force=args.force, pipeline=pipeline, progress=bar)
     finally:
