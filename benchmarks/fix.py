@@ -10,7 +10,8 @@ clip's), and how far the output's video and audio durations are from the input's
 Goals: of the shifted clips whose reading was reliable, ≥ 95 % read 0 ± 1 after the fix; every
 output's video packets identical; durations within one frame (40 ms).
 
-    python benchmarks/fix.py --max-seconds 6 --limit 12 --json fix.json
+    python benchmarks/fix.py --max-seconds 6 --json fix_short.json     # the 31 real clips up to 6 s
+    python benchmarks/fix.py --min-seconds 6 --json fix_long.json      # the other 20
 
 Results are appended to the JSON file as each clip finishes, so an interrupted run keeps them.
 """
@@ -38,10 +39,11 @@ SHIFTS = (-12, -7, -3, 4, 9)
 FRAME_S = 0.04
 
 
-def real_clips(clips: Path, max_seconds: float | None, limit: int | None) -> list[Path]:
+def real_clips(clips: Path, max_seconds: float | None, limit: int | None, min_seconds: float = 0) -> list[Path]:
     manifest = json.loads((clips / "manifest.json").read_text())
     chosen = [clips / e["file"] for e in manifest if e.get("real_or_generated") == "real"
-              and (max_seconds is None or e.get("duration_s", 0) <= max_seconds) and (clips / e["file"]).is_file()]
+              and min_seconds < e.get("duration_s", 0) <= (max_seconds or float("inf"))
+              and (clips / e["file"]).is_file()]
     return chosen[:limit] if limit else chosen
 
 
@@ -104,6 +106,7 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, default=DEFAULT_CLIPS)
     parser.add_argument("--shifts", type=int, nargs="+", default=list(SHIFTS))
     parser.add_argument("--max-seconds", type=float, help="only clips at most this long")
+    parser.add_argument("--min-seconds", type=float, default=0, help="only clips longer than this")
     parser.add_argument("--limit", type=int, help="at most this many clips")
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--weights")
@@ -111,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     filter_native_stderr()  # mediapipe's routine C++ log lines
 
-    clips = real_clips(args.clips, args.max_seconds, args.limit)
+    clips = real_clips(args.clips, args.max_seconds, args.limit, args.min_seconds)
     pipeline = SyncPipeline(engine=args.engine, weights=args.weights)
     work = Path(tempfile.mkdtemp(prefix="fix_bench_"))
     rows: list[dict] = []
