@@ -150,6 +150,36 @@ class EvalCsvWriter(Writer):
 
 
 @register
+class EvalGroupsCsvWriter(Writer):
+    """The comparison table: one line per group, then ``all``."""
+
+    name = "eval-groups-csv"
+    extension = ".csv"
+    COLUMNS = ("group", "videos", "scored", "lse_c_mean", "lse_c_median", "lse_c_std", "lse_c_ci95_low",
+               "lse_c_ci95_high", "lse_d_mean", "lse_d_median", "lse_d_std", "lse_d_ci95_low", "lse_d_ci95_high",
+               "no_face", "no_reading", "no_audio", "unreadable", "failed", "reliable")
+
+    def render(self, batch) -> str:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        out = csv.DictWriter(buffer, fieldnames=self.COLUMNS, lineterminator="\n")
+        out.writeheader()
+        for name, agg in {**batch.groups, "all": batch.overall}.items():
+            row = {"group": name, **{k: agg[k] for k in ("videos", "scored", "no_face", "no_reading", "no_audio",
+                                                         "unreadable", "failed", "reliable")}}
+            for measure in ("lse_c", "lse_d"):
+                stats = agg[measure]
+                ci = stats["ci95"] or (None, None)
+                for key, value in (("mean", stats["mean"]), ("median", stats["median"]), ("std", stats["std"]),
+                                   ("ci95_low", ci[0]), ("ci95_high", ci[1])):
+                    row[f"{measure}_{key}"] = _number(value, 4)
+            out.writerow(row)
+        return buffer.getvalue()
+
+
+@register
 class EvalJsonWriter(Writer):
     """Everything: options, aggregate per group and overall, every video with its tracks."""
 

@@ -1,7 +1,7 @@
 """``POST /api/eval``: LSE-C / LSE-D of several uploaded videos, as a background job.
 
 The job's result is the batch document (aggregate, groups, every video's row); its files are
-``results.csv`` and ``results.md``. Uploads that are not videos become rows that say why, as on the
+``results.csv`` (every video and track), ``groups.csv`` (the comparison table) and ``results.md`` (both). Uploads that are not videos become rows that say why, as on the
 command line. Form fields: ``videos`` (several files), ``engine``, ``max_offset``, ``group_by``
 (``none``, or ``prefix``: the part of each file name before its first ``_``).
 """
@@ -69,8 +69,8 @@ def create_eval_job():
     def work(job, progress) -> dict:
         batch = run_batch(jobs, options, cache=cache,
                           progress=lambda done, total, _cached: progress("eval", done / max(total, 1)))
-        for fmt in ("csv", "md"):
-            path = get_writer(f"eval-{fmt}").write(batch, workspace / f"results.{fmt}")
+        for writer, name in (("eval-csv", "results.csv"), ("eval-md", "results.md"), ("eval-groups-csv", "groups.csv")):
+            path = get_writer(writer).write(batch, workspace / name)
             job.files[path.name] = path
         document = batch.to_dict()
         for row in document["videos"]:  # server paths never reach the client

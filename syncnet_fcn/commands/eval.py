@@ -11,13 +11,16 @@ from pathlib import Path
 
 EXIT_SOME_FAILED = 1
 FORMATS = ("md", "csv", "json")
+#: what --format prints: the comparison table (Markdown also lists every video; JSON is everything)
+PRINTED = {"md": "eval-md", "csv": "eval-groups-csv", "json": "eval-json"}
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="LSE-C / LSE-D of many videos (files, folders, globs), per group")
     p.add_argument("paths", nargs="+", metavar="PATH", help="video files, folders (searched recursively), globs")
     p.add_argument("-o", "--out", help="write the results here; format from the suffix (.csv, .md, .json)")
-    p.add_argument("--format", default="md", choices=FORMATS, help="what to print (default: Markdown tables)")
+    p.add_argument("--format", default="md", choices=FORMATS, help="what to print: the comparison table and every video (md), the comparison table (csv), "
+                        "everything (json)")
     p.add_argument("--group-by", default="none", choices=["none", "folder"],
                    help="folder: one row per folder in the comparison table")
     p.add_argument("--engine", default="auto", choices=["auto", "syncnet", "fcn", "landmark"])
@@ -63,7 +66,7 @@ def run(args) -> int:
             bar.close()
     if out_writer is not None:
         out_writer.write(batch, Path(args.out))
-    print(get_writer(f"eval-{args.format}").render(batch), end="")
+    print(get_writer(PRINTED[args.format]).render(batch), end="")
     if batch.failed:
         print(f"{len(batch.failed)} of {len(batch.videos)} videos could not be scored (see their rows)",
               file=sys.stderr)
