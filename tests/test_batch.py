@@ -169,3 +169,21 @@ def test_ray_gives_the_numbers_of_a_local_run(clip, tmp_path):
     # a task whose worker died is run again; one that always kills its worker ends as a failed row
     assert [Path(row.video).name for row in dying.videos] == names
     assert [row.status for row in dying.videos] == ["ok", "ok", "failed"]
+
+
+def test_comparison_table_writers_carry_the_aggregate():
+    import csv
+    import io
+
+    from syncnet_fcn.batch import BatchResult
+    from syncnet_fcn.writers import get_writer
+
+    rows = [planted("real", 7.0, 6.0), planted("real", 8.0, 6.5), planted("gen", 5.0, 8.0),
+            planted("gen", None, None, "no_face")]
+    batch = BatchResult(videos=rows, engine="syncnet", weights_sha256="ab" * 32, options=EvalOptions())
+    table = list(csv.DictReader(io.StringIO(get_writer("eval-groups-csv").render(batch))))
+    assert [r["group"] for r in table] == ["real", "gen", "all"]
+    assert float(table[0]["lse_c_mean"]) == 7.5 and table[1]["no_face"] == "1" and table[2]["videos"] == "4"
+    assert float(table[2]["lse_d_median"]) == pytest.approx(6.5)
+    markdown = get_writer("eval-md").render(batch)
+    assert "| gen | 2 | 1 |" in markdown and "| **all** | 4 | 3 |" in markdown and "no_face" in markdown
