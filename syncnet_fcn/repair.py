@@ -90,14 +90,16 @@ def fix_video(video: str | os.PathLike, out: str | os.PathLike, *, offset: int |
 
         pipeline = SyncPipeline(engine="auto")
 
-    def stage(name):
-        return None if progress is None else (lambda _stage, fraction: progress(name, fraction))
+    def stage(name, start=0.0, end=1.0):
+        if progress is None:
+            return None
+        return lambda _stage, fraction: progress(name, start + (end - start) * fraction)
 
     if tracks is None:
-        tracks = pipeline.find_tracks(video, progress=stage("measuring"))
+        tracks = pipeline.find_tracks(video, progress=stage("measuring", 0.0, 0.5))
     before = None
     if tracks:
-        before = pipeline.run(video, tracks=tracks, progress=stage("measuring"))
+        before = pipeline.run(video, tracks=tracks, progress=stage("measuring", 0.5, 1.0))
     if offset is None:
         if before is None:
             raise NoFaceError(f"no face track found in {video.name}: nothing to measure (give --offset N)")
