@@ -152,7 +152,7 @@ def test_ray_gives_the_numbers_of_a_local_run(clip, tmp_path):
     jobs = [VideoJob(clip("lrw_astorfi_sample1.mp4"), "lrw"), VideoJob(clip("grid_bbaf2n.mpg"), "grid")]
     options = EvalOptions(engine="landmark")
     local = run_batch(jobs, options, cache=None)
-    names = ["a.mp4", "doomed.mp4", "cursed.mp4"]
+    names = ["a.mp4", "doomed.mp4"]
     for name in names:
         (tmp_path / name).write_bytes(name.encode())
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -166,9 +166,10 @@ def test_ray_gives_the_numbers_of_a_local_run(clip, tmp_path):
     assert all(row.status == "ok" for row in local.videos)
     assert [_same_numbers(a, b) for a, b in zip(local.videos, distributed.videos)] == [True, True]
     assert distributed.groups == local.groups
-    # a task whose worker died is run again; one that always kills its worker ends as a failed row
+    # a task whose worker died is run again, and counted once (three deaths: see the local test)
     assert [Path(row.video).name for row in dying.videos] == names
-    assert [row.status for row in dying.videos] == ["ok", "ok", "failed"]
+    assert [row.status for row in dying.videos] == ["ok", "ok"]
+    assert (tmp_path / "doomed.died").exists()
 
 
 def test_comparison_table_writers_carry_the_aggregate():
