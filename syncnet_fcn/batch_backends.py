@@ -11,6 +11,7 @@ to :data:`MAX_ATTEMPTS` times; after that it is reported as :class:`WorkerDied` 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -127,7 +128,7 @@ class RayBackend:
         if not ray.is_initialized():
             kwargs = {"address": self.address} if self.address else {"num_cpus": self.workers}
             try:
-                ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise InvalidArgumentError(f"cannot start or reach Ray ({self.address or 'local'}): {exc}") from None
             started_here = True
