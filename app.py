@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import importlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -34,6 +34,7 @@ from flask import Flask, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
 from syncnet_fcn import __version__, memory, plots, service
+from syncnet_fcn.api.uploads import receive_upload
 from syncnet_fcn.errors import InvalidArgumentError, SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
 
@@ -225,6 +226,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     sync = SyncService(app.config)
     app.extensions["syncnet_fcn"] = sync
+    app.register_blueprint(importlib.import_module("syncnet_fcn.api.eval").blueprint)
+    app.register_blueprint(importlib.import_module("syncnet_fcn.api.fix").blueprint)
 
     @app.before_request
     def require_api_key():
@@ -378,27 +381,6 @@ def _analysis_options(app: Flask) -> tuple[list[str], int, bool]:
     if plots_mode not in ("inline", "none"):
         raise InvalidArgumentError(f"plots must be 'inline' or 'none', got {plots_mode!r}")
     return engines, max_offset, plots_mode == "inline"
-
-
-def receive_upload(app: Flask) -> tuple[Path, Path, str]:
-    """Store the ``video`` part in a fresh workspace and check it decodes: ``(workspace, path, name)``.
-
-    The caller owns the workspace; it is removed here if the upload is refused.
-    """
-    upload = request.files.get("video")
-    if upload is None:
-        raise InvalidArgumentError("send the video as a multipart form field named 'video'")
-    name = service.safe_filename(upload.filename, default="video")
-    root = app.config["SYNC_UPLOAD_DIR"]
-    upload_dir = Path(tempfile.mkdtemp(prefix="syncnet_fcn_", dir=root))
-    try:
-        path = upload_dir / name
-        upload.save(path)
-        service.check_video(path)
-    except BaseException:
-        shutil.rmtree(upload_dir, ignore_errors=True)
-        raise
-    return upload_dir, path, name
 
 
 class received_video:

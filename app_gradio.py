@@ -29,6 +29,8 @@ from syncnet_fcn.engines import ENGINE_NAMES
 from syncnet_fcn.errors import SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
 
+from gradio_fix import build_fix_tab  # noqa: E402  (beside this file)
+
 log = logging.getLogger("syncnet_fcn.app_gradio")
 HERE = Path(__file__).resolve().parent
 CLIPS = Path(os.environ.get("SYNCNET_FCN_SHARED", HERE.parent / "shared")) / "clips"
@@ -239,6 +241,8 @@ def build_demo() -> gr.Blocks:
         run.click(analyze, inputs=[video, engines, max_offset],
                   outputs=[summary, table, confidence_plot, curves_plot, turns_plot, annotated, stills, result_file],
                   api_name="analyze", concurrency_limit=1)
+        with gr.Tab("Fix sync"):
+            build_fix_tab(PIPELINES, OUTPUT_ROOT)
     return demo
 
 

@@ -6,6 +6,7 @@ User errors print one line (``error: …``) on stderr and exit with code 2; no t
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from . import SIGN_CONVENTION, __version__
 from .errors import InvalidArgumentError, SyncNetError
+from .commands.progress import StageProgressBar as _ProgressBar
 from .native_logs import filter_native_stderr
 
 EXIT_USAGE = 2
@@ -92,6 +94,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
     if with_train_options:
         _add_train_arguments(p)
+    importlib.import_module(".commands.eval", __package__).add_parser(sub)
+    importlib.import_module(".commands.fix", __package__).add_parser(sub)
     return parser
 
 
@@ -195,33 +199,6 @@ def cmd_train(args) -> int:
 
 
 # -- helpers --------------------------------------------------------------------------------------------
-
-
-class _ProgressBar:
-    """tqdm bar on stderr, one per pipeline stage; silent when stderr is not a terminal-ish stream."""
-
-    LABELS = {"tracks": "finding faces", "sync": "measuring sync"}
-
-    def __init__(self):
-        self.stage = None
-        self.bar = None
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=100, desc=self.LABELS.get(stage, stage), unit="%", file=sys.stderr,
-                            leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-        target = int(round(fraction * 100))
-        if target > self.bar.n:
-            self.bar.update(target - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def check_output_file(path: Path, option: str) -> None:

@@ -67,3 +67,126 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# -- batch evaluation tables (syncnet_fcn.batch.BatchResult) -------------------------------------------
+
+
+def _number(value, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(stats: dict) -> str:
+    return "" if not stats.get("ci95") else f"{stats['ci95'][0]:.3f}–{stats['ci95'][1]:.3f}"
+
+
+@register
+class EvalMarkdownWriter(Writer):
+    """The comparison table (one row per group, then all videos) and every video's row, in Markdown."""
+
+    name = "eval-md"
+    extension = ".md"
+
+    def render(self, batch) -> str:
+        lines = [f"engine {batch.engine} · weights sha256 {batch.weights_sha256[:12]} · "
+                 f"±{batch.options.max_offset} frames", "",
+                 "| group | videos | scored | LSE-C mean | median | std | 95 % CI | LSE-D mean | median | std "
+                 "| 95 % CI | no face | no reading | other failures |",
+                 "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"]
+        groups = dict(batch.groups)
+        if len(groups) > 1:
+            groups["**all**"] = batch.overall
+        for name, agg in groups.items():
+            c, d = agg["lse_c"], agg["lse_d"]
+            others = agg["no_audio"] + agg["unreadable"] + agg["failed"]
+            lines.append(
+                f"| {name} | {agg['videos']} | {agg['scored']} | {_number(c['mean'])} | {_number(c['median'])} | "
+                f"{_number(c['std'])} | {_interval(c)} | {_number(d['mean'])} | {_number(d['median'])} | "
+                f"{_number(d['std'])} | {_interval(d)} | {agg['no_face']} | {agg['no_reading']} | {others} |")
+        lines += ["", "| video | group | status | LSE-C | LSE-D | offset | confidence | reliable | frames | tracks "
+                  "| reason |", "|---|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
+        for row in batch.videos:
+            lines.append(
+                f"| {row.name} | {row.group} | {row.status} | {_number(row.lse_c)} | {_number(row.lse_d)} | "
+                f"{'' if row.offset_frames is None else f'{row.offset_frames:+d}'} | {_number(row.confidence)} | "
+                f"{'yes' if row.reliable else 'no'} | {row.frames} | {len(row.tracks)} | "
+                f"{(row.reason or '').replace('|', '/')} |")
+        return "\n".join(lines) + "\n"
+
+
+@register
+class EvalCsvWriter(Writer):
+    """One line per video (``track`` empty) followed by one per face track of it."""
+
+    name = "eval-csv"
+    extension = ".csv"
+    COLUMNS = ("video", "group", "track", "status", "lse_c", "lse_d", "offset_frames", "confidence", "reliable",
+               "frames", "start_frame", "end_frame", "reason", "sha256", "engine")
+
+    def render(self, batch) -> str:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        out = csv.DictWriter(buffer, fieldnames=self.COLUMNS, lineterminator="\n")
+        out.writeheader()
+        for row in batch.videos:
+            out.writerow({"video": row.video, "group": row.group, "track": "", "status": row.status,
+                          "lse_c": _number(row.lse_c, 4), "lse_d": _number(row.lse_d, 4),
+                          "offset_frames": "" if row.offset_frames is None else row.offset_frames,
+                          "confidence": _number(row.confidence, 4), "reliable": int(row.reliable),
+                          "frames": row.frames, "reason": row.reason or "", "sha256": row.sha256 or "",
+                          "engine": row.engine or batch.engine})
+            for track in row.tracks:
+                out.writerow({"video": row.video, "group": row.group, "track": track["track_id"],
+                              "status": "ok" if track["lse_d"] is not None else "no_reading",
+                              "lse_c": _number(track["lse_c"], 4), "lse_d": _number(track["lse_d"], 4),
+                              "offset_frames": track["offset_frames"], "confidence": _number(track["lse_c"], 4),
+                              "reliable": int(track["reliable"]), "frames": track["frames"],
+                              "start_frame": track["start_frame"], "end_frame": track["end_frame"],
+                              "reason": track["note"] or "", "sha256": row.sha256 or "",
+                              "engine": row.engine or batch.engine})
+        return buffer.getvalue()
+
+
+@register
+class EvalGroupsCsvWriter(Writer):
+    """The comparison table: one line per group, then ``all``."""
+
+    name = "eval-groups-csv"
+    extension = ".csv"
+    COLUMNS = ("group", "videos", "scored", "lse_c_mean", "lse_c_median", "lse_c_std", "lse_c_ci95_low",
+               "lse_c_ci95_high", "lse_d_mean", "lse_d_median", "lse_d_std", "lse_d_ci95_low", "lse_d_ci95_high",
+               "no_face", "no_reading", "no_audio", "unreadable", "failed", "reliable")
+
+    def render(self, batch) -> str:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        out = csv.DictWriter(buffer, fieldnames=self.COLUMNS, lineterminator="\n")
+        out.writeheader()
+        for name, agg in {**batch.groups, "all": batch.overall}.items():
+            row = {"group": name, **{k: agg[k] for k in ("videos", "scored", "no_face", "no_reading", "no_audio",
+                                                         "unreadable", "failed", "reliable")}}
+            for measure in ("lse_c", "lse_d"):
+                stats = agg[measure]
+                ci = stats["ci95"] or (None, None)
+                for key, value in (("mean", stats["mean"]), ("median", stats["median"]), ("std", stats["std"]),
+                                   ("ci95_low", ci[0]), ("ci95_high", ci[1])):
+                    row[f"{measure}_{key}"] = _number(value, 4)
+            out.writerow(row)
+        return buffer.getvalue()
+
+
+@register
+class EvalJsonWriter(Writer):
+    """Everything: options, aggregate per group and overall, every video with its tracks."""
+
+    name = "eval-json"
+    extension = ".json"
+
+    def render(self, batch) -> str:
+        import json
+
+        return json.dumps(batch.to_dict(), indent=2) + "\n"
