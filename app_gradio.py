@@ -18,6 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app_gradio_timeline import timeline_tab
 from syncnet_fcn import __version__, plots, service
 from syncnet_fcn.engines import ENGINE_NAMES
 from syncnet_fcn.errors import SyncNetError
@@ -215,6 +216,7 @@ def build_demo() -> gr.Blocks:
                 table = gr.Dataframe(headers=TABLE_HEADERS, label="Every engine and face track",
                                      interactive=False, elem_id="details")
                 result_file = gr.File(label="Full JSON result", interactive=False, height=90, elem_id="result-json")
+        timeline_tab()
         gr.Markdown(f"<small>syncnet_fcn {__version__} · confidence is LSE-C, min distance is LSE-D "
                     "(SyncNet's measures).</small>")
         run.click(analyze, inputs=[video, engines, max_offset],

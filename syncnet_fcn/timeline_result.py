@@ -106,23 +106,36 @@ def merge_segments(segments: list[dict]) -> list[dict]:
 def find_jumps(windows: list[dict], min_change: int = JUMP_FRAMES) -> list[dict]:
     """Where the reliable per-window offset changes by ``min_change`` frames or more and stays there.
 
-    The jump is placed at the start of the first window that reads the new offset: it happened within
-    that window or in the unreliable stretch before it (``after_s`` is where the old offset was last read).
+    Readings are compared speaker by speaker: faces from different sources (a studio, a remote guest)
+    may carry offsets of their own, while a jump in the recording's alignment shows in each speaker's
+    series. The jump is placed at the start of the first window that reads the new offset; ``after_s``
+    is where the old offset was last read. A change is kept when the speaker's next reading confirms
+    it (or when there is none yet).
     """
-    reliable = [w for w in windows if w.get("reliable") and w.get("offset_frames") is not None]
+    by_speaker: dict[str, list[dict]] = {}
+    for w in windows:
+        if w.get("reliable") and w.get("offset_frames") is not None and w.get("speaker") is not None:
+            by_speaker.setdefault(w["speaker"], []).append(w)
     jumps = []
-    for k in range(1, len(reliable)):
-        before, now = reliable[k - 1], reliable[k]
-        change = now["offset_frames"] - before["offset_frames"]
-        if abs(change) < min_change:
+    for speaker, series in by_speaker.items():
+        for k in range(1, len(series)):
+            before, now = series[k - 1], series[k]
+            if abs(now["offset_frames"] - before["offset_frames"]) < min_change:
+                continue
+            after = series[k + 1] if k + 1 < len(series) else None
+            if after is not None and (abs(after["offset_frames"] - now["offset_frames"]) > 1
+                                      or abs(after["offset_frames"] - before["offset_frames"]) < min_change):
+                continue  # a single odd window, or a wander around the old offset: not a lasting change
+            jumps.append({"time_s": now["start"], "after_s": before["end"], "speaker": speaker,
+                          "from_frames": before["offset_frames"], "to_frames": now["offset_frames"]})
+    jumps.sort(key=lambda j: j["time_s"])
+    kept: list[dict] = []
+    for jump in jumps:  # one jump seen in several speakers' series is reported once, where first seen
+        if kept and jump["after_s"] < kept[-1]["time_s"] and jump["to_frames"] - jump["from_frames"] == \
+                kept[-1]["to_frames"] - kept[-1]["from_frames"]:
             continue
-        after = reliable[k + 1] if k + 1 < len(reliable) else None
-        if after is not None and (abs(after["offset_frames"] - now["offset_frames"]) > 1
-                                  or abs(after["offset_frames"] - before["offset_frames"]) < min_change):
-            continue  # a single odd window, or a wander around the old offset: not a lasting change
-        jumps.append({"time_s": now["start"], "after_s": before["end"], "from_frames": before["offset_frames"],
-                      "to_frames": now["offset_frames"]})
-    return jumps
+        kept.append(jump)
+    return kept
 
 
 __all__ = ["Timeline", "build_timeline", "merge_segments", "find_jumps"]
