@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def timeline_figure(timeline, *, width: float = 11.0) -> Figure:
@@ -29,6 +30,7 @@ def timeline_figure(timeline, *, width: float = 11.0) -> Figure:
         ax_offset.annotate(f"{jump['from_frames']:+d} → {jump['to_frames']:+d}", (jump["time_s"] / scale, jump["to_frames"]),
                            color="tab:red", fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax_offset.axhline(0, color="black", lw=0.5)
+    ax_offset.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_offset.set_ylabel("offset (frames)\n>0: audio early")
     ax_offset.legend(loc="upper right", fontsize=8)
     ax_conf.set_ylabel("confidence")
