@@ -242,3 +242,18 @@ def test_api_timeline_job_gives_progress_and_files(show, tmp_path):
 
 def _max_label(cover: dict[str, float]) -> str | None:
     return max(cover, key=cover.get) if cover else None
+
+
+def test_gradio_tab_is_wired_and_refuses_bad_input_readably(show, tmp_path):
+    gr = pytest.importorskip("gradio")
+    import app_gradio
+    from app_gradio_timeline import run_timeline
+
+    assert any(getattr(fn, "api_name", None) == "timeline" for fn in app_gradio.demo.fns.values())
+    with pytest.raises(gr.Error, match="Upload a recording"):
+        run_timeline(None, "", None, "", 10)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    with pytest.raises(gr.Error) as caught:
+        run_timeline(str(show["video"]), "A", [str(broken)], "", 10)
+    assert "cannot read reference photo" in str(caught.value.message)

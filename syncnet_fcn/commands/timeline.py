@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..cli import _ProgressBar
     from ..timeline import PersonSpec, TimelinePipeline
     from ..tracking import TrackingOptions
     from ..writers import get_writer, writer_for_path
@@ -55,11 +56,11 @@ def run(args) -> int:
     checkpoint = Path(args.checkpoint) if args.checkpoint else (
         Path(str(outputs[0][0]) + ".partial.jsonl") if outputs else video.with_name(video.name + ".timeline.partial.jsonl"))
 
-    bar = None if args.quiet else _Bar()
+    bar = None if args.quiet else _ProgressBar()  # percent of the recording, with the time left
     try:
         pipe = TimelinePipeline(engine=args.engine, window_s=args.window, max_offset=args.max_offset, people=people,
                                 voices=not args.no_voices, tracking=TrackingOptions(min_face_size=args.min_face_size),
-                                progress=bar)
+                                progress=None if bar is None else lambda done, total: bar("reading", done / max(total, 1)))
         timeline = pipe.run(video, checkpoint=checkpoint, resume=args.resume)
     finally:
         if bar is not None:
@@ -78,26 +79,3 @@ def run(args) -> int:
         print(f"offset jump at {jump['time_s']:.1f} s: {jump['from_frames']:+d} → {jump['to_frames']:+d} frames",
               file=sys.stderr)
     return 0
-
-
-class _Bar:
-    """tqdm over the recording's seconds, with the time left."""
-
-    def __init__(self):
-        self.bar = None
-
-    def __call__(self, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=round(total / 25), unit="s", desc="timeline", file=sys.stderr, leave=False,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s of video "
-                                       "[{elapsed}<{remaining}, {rate_fmt}]")
-        target = round(done / 25)
-        if target > self.bar.n:
-            self.bar.update(target - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
