@@ -18,8 +18,6 @@ galleries, a resumed run produces the same records as an uninterrupted one. Prog
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,22 +29,17 @@ from . import TIMELINE_FPS
 from .engines import create_engine
 from .errors import InvalidArgumentError, NoAudioError
 from .media import iter_timeline, load_audio, prefetched, probe, track_audio
-from .report import TrackResult, _runs, attribute_speakers
-from .sound_activity import VOICE_KINDS, classifier_name, frame_sound_kinds
+from .report import TrackResult, attribute_speakers
+from .sound_activity import classifier_name, frame_sound_kinds
+from .timeline_checkpoint import CHECKPOINT_VERSION, read_checkpoint, write_lines
 from .timeline_result import Timeline, build_timeline
 from .tracking import FaceTrack, TrackingOptions
+from .window_speakers import WindowSpeakers
 
 ProgressCallback = Callable[[int, int], None]
 
-CHECKPOINT_VERSION = 1
 #: a face must be followed this long within a window to be read (the engines need context)
 MIN_PIECE_FRAMES = 25
-#: lip-confirmed speech at least this long teaches the speaker's voice
-VOICE_LEARN_FRAMES = 50
-#: at most this many stretches per voice are learnt (the mean settles; later ones only cost time)
-VOICE_LEARN_MAX = 20
-#: an unrecognised voice shorter than this between two stretches of one lip-confirmed speaker is theirs
-_BRIDGE_FRAMES = 75
 #: crops per face piece that are described for identity
 _IDENTITY_SAMPLES = 2
 
@@ -161,7 +154,7 @@ class TimelinePipeline:
         else:  # a fresh run (the header and the enrolment are written together)
             self._enrol(video, info, faces)
             if checkpoint is not None:
-                _write_lines(checkpoint, [header, {"kind": "enrolment", "faces": faces.to_state()}], mode="w")
+                write_lines(checkpoint, [header, {"kind": "enrolment", "faces": faces.to_state()}], mode="w")
 
         started = time.perf_counter()
         total = info.n_frames
@@ -253,167 +246,17 @@ class TimelinePipeline:
         attribute_speakers(results, self.engine.relative_speaking_threshold, self.engine.per_frame_confidence_at)
         timings["sync_s"] += time.perf_counter() - t0
 
-        # who is heard, frame by frame: the speaking face with the highest per-frame confidence
-        heard = np.full(n, -1)
-        heard_conf = np.full(n, -np.inf)
-        for k, result in enumerate(results):
-            lo = result.track.start_frame - first
-            conf = np.nan_to_num(np.asarray(result.sync.per_frame_confidence, float), nan=-np.inf)
-            speaking = result.speaking_frames()
-            for i in np.flatnonzero(speaking):
-                if conf[i] > heard_conf[lo + i]:
-                    heard[lo + i], heard_conf[lo + i] = k, conf[i]
-        voiced = np.isin(kinds, VOICE_KINDS)
-        speakers = np.full(n, None, dtype=object)
-        confidence = np.full(n, np.nan)
-        offsets = np.full(n, None, dtype=object)
-        source = np.full(n, None, dtype=object)
-        on_screen = heard >= 0
-        for i in np.flatnonzero(on_screen):
-            speakers[i], confidence[i] = labels[heard[i]], heard_conf[i]
-            offsets[i], source[i] = int(results[heard[i]].sync.offset_frames), "lips"
-        kinds = np.where(on_screen & ~voiced, np.where(kinds == "music", "sing", "talk"), kinds)
-
+        speakers = WindowSpeakers(first, kinds, results, labels)
         t0 = time.perf_counter()
         if self.use_voices:
-            self._voices(audio, results, labels, heard, voiced & ~on_screen, speakers, confidence, source, voices)
+            speakers.name_voices(audio, voices)
         timings["voices_s"] += time.perf_counter() - t0
 
-        record = {
-            "window": w,
-            "tracks": [_track_entry(w, k, r, labels[k]) for k, r in enumerate(results)],
-            "segments": _segments(first, speakers, kinds, confidence, offsets, source),
-            "reading": _reading(first, stop, results, labels, heard),
-        }
+        record = speakers.record(w, stop)
         if checkpoint is not None:
-            _write_lines(checkpoint, [{"kind": "window", "record": record,
+            write_lines(checkpoint, [{"kind": "window", "record": record,
                                        "state": {"faces": faces.to_state(), "voices": voices.to_state()}}])
         return record
-
-    def _voices(self, audio, results, labels, heard, off_screen, speakers, confidence, source, voices) -> None:
-        """Learn voices where the lips confirm the speaker; name the voice where no face is heard."""
-        from .voices import MIN_VOICE_SECONDS, UNKNOWN, embed_voice
-
-        for k, result in enumerate(results):
-            if voices.voices.get(labels[k], {}).get("count", 0) >= VOICE_LEARN_MAX:
-                continue
-            for a, b in _runs(heard == k, VOICE_LEARN_FRAMES):
-                embedding = embed_voice(audio[a * 640:(b + 1) * 640])
-                if embedding is not None:
-                    voices.learn(labels[k], embedding)
-        for a, b in _runs(off_screen, 1):
-            label, similarity = UNKNOWN, np.nan
-            if (b - a + 1) >= MIN_VOICE_SECONDS * TIMELINE_FPS:
-                embedding = embed_voice(audio[a * 640:(b + 1) * 640])
-                if embedding is not None:
-                    label, similarity = voices.match(embedding)
-            before = speakers[a - 1] if a > 0 and speakers[a - 1] != UNKNOWN else None
-            after = speakers[b + 1] if b + 1 < len(speakers) and speakers[b + 1] != UNKNOWN else None
-            if label == UNKNOWN and (b - a + 1) < _BRIDGE_FRAMES and before is not None and before == after:
-                label = before  # a pause in the lip reading inside one person's turn
-            elif label == UNKNOWN and (b - a + 1) < MIN_VOICE_SECONDS * TIMELINE_FPS and (before or after):
-                label = before or after  # too short to judge by voice: the turn it touches
-            speakers[a:b + 1], confidence[a:b + 1], source[a:b + 1] = label, similarity, "voice"
-
-
-def _track_entry(w: int, k: int, result: TrackResult, label: str) -> dict:
-    sync, track = result.sync, result.track
-    return {
-        "id": f"w{w}t{k}",
-        "label": label,
-        "start": round(track.start_frame / TIMELINE_FPS, 2),
-        "end": round((track.end_frame + 1) / TIMELINE_FPS, 2),
-        "offset_frames": int(sync.offset_frames),
-        "confidence": _num(sync.confidence),
-        "reliable": bool(sync.reliable),
-        "speaking_s": round(float(np.sum(result.speaking_frames())) / TIMELINE_FPS, 2),
-        "bbox": track.bbox_summary(),
-    }
-
-
-def _segments(first, speakers, kinds, confidence, offsets, source) -> list[dict]:
-    """Runs of one (speaker, kind) within a window; silence is left out."""
-    segments = []
-    n = len(kinds)
-    start = 0
-    for i in range(1, n + 1):
-        if i < n and speakers[i] == speakers[start] and kinds[i] == kinds[start]:
-            continue
-        kind = str(kinds[start])
-        if kind != "silence" and not (speakers[start] is None and kind in VOICE_KINDS):
-            conf = confidence[start:i]
-            conf = conf[np.isfinite(conf)]
-            offs = [o for o in offsets[start:i] if o is not None]
-            segments.append({
-                "speaker": speakers[start],
-                "start": round((first + start) / TIMELINE_FPS, 2),
-                "end": round((first + i) / TIMELINE_FPS, 2),
-                "type": kind,
-                "confidence": round(float(conf.mean()), 3) if conf.size else None,
-                "offset_frames": max(set(offs), key=offs.count) if offs else None,
-                "source": source[start],
-            })
-        start = i
-    return segments
-
-
-def _reading(first, stop, results, labels, heard) -> dict:
-    """The window's sync reading: the face heard most in it (else the best-reading face)."""
-    reading = {"start": round(first / TIMELINE_FPS, 2), "end": round(stop / TIMELINE_FPS, 2), "speaker": None,
-               "offset_frames": None, "confidence": None, "reliable": False, "speaking_s": 0.0}
-    if not results:
-        return reading
-    counts = np.bincount(heard[heard >= 0], minlength=len(results))
-    k = int(np.argmax(counts)) if counts.sum() else max(range(len(results)),
-                                                          key=lambda j: _num(results[j].sync.confidence) or -1e9)
-    sync = results[k].sync
-    reading.update(speaker=labels[k], offset_frames=int(sync.offset_frames), confidence=_num(sync.confidence),
-                   reliable=bool(sync.reliable and counts.sum() > 0), speaking_s=round(counts[k] / TIMELINE_FPS, 2))
-    return reading
-
-
-# -- checkpoint -------------------------------------------------------------------------------------------
-
-
-def _write_lines(path: Path, entries: list[dict], mode: str = "a") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, mode, encoding="utf-8") as fh:
-        for entry in entries:
-            fh.write(json.dumps(entry, separators=(",", ":")) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_checkpoint(path: Path, header: dict) -> tuple[list[dict], dict | None]:
-    """Window records and the galleries after the last complete window; checks the run matches."""
-    records, state = [], None
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    entries = []
-    for line in lines:
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line cut short by a crash: what came before is complete
-    if not entries or entries[0].get("kind") != "header":
-        raise InvalidArgumentError(f"{path.name} is not a timeline checkpoint")
-    theirs = entries[0]
-    if (theirs.get("version"), theirs.get("video"), theirs.get("n_frames"), theirs.get("settings")) != (
-            header["version"], header["video"], header["n_frames"], header["settings"]):
-        raise InvalidArgumentError(f"{path.name} was made for another video or other settings: "
-                                   "run without --resume to start again")
-    for entry in entries[1:]:
-        if entry.get("kind") == "enrolment":
-            state = {"faces": entry["faces"], "voices": {"threshold": header["settings"]["voice_threshold"],
-                                                         "voices": {}}}
-        elif entry.get("kind") == "window":
-            records.append(entry["record"])
-            state = entry["state"]
-    return records, state
-
-
-def _num(x) -> float | None:
-    return None if x is None or not np.isfinite(x) else round(float(x), 3)
 
 
 def _clock(seconds: float) -> str:
@@ -421,4 +264,4 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-__all__ = ["PersonSpec", "TimelinePipeline", "parse_clock", "read_checkpoint"]
+__all__ = ["PersonSpec", "TimelinePipeline", "parse_clock"]
