@@ -199,6 +199,12 @@ class TimelinePipeline:
         return build_timeline(video.name, info.duration_s, settings, records, complete=complete,
                               enrolled=[p.name for p in self.people], timings=timings)
 
+    def check_enrolment(self, video: str | Path) -> None:
+        """Describe every reference photo and enrolment time now: a bad one raises here, before a run."""
+        from .identity import FaceGallery
+
+        self._enrol(Path(video), probe(video), FaceGallery())
+
     def _enrol(self, video: Path, info, faces) -> None:
         from .identity import describe_photo, describe_single_face
 

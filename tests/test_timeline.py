@@ -219,6 +219,9 @@ def test_api_timeline_job_gives_progress_and_files(show, tmp_path):
     bad = client.post("/api/timeline", data={"video": (open(clip_path("grid_bbaf2n.mpg"), "rb"), "g.mpg"),
                                               "photo:A": (io.BytesIO(b"not an image"), "a.jpg")})
     assert bad.status_code == 400 and "cannot read" in bad.json["error"]["message"]
+    no_face = client.post("/api/timeline", data={"video": (open(show["video"], "rb"), "show.mp4"),
+                                                  "person": "A=@00:00:31"})
+    assert no_face.status_code == 400 and "no face" in no_face.json["error"]["message"]
     response = client.post("/api/timeline", data={
         "video": (open(clip_path("syncnet_example.avi"), "rb"), "example.avi"),
         "photo:A": (open(show["photo"], "rb"), "a.jpg"), "window": "5", "formats": "json,srt"})

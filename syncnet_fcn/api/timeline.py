@@ -64,7 +64,6 @@ def _formats() -> list[str]:
 def create_timeline_job():
     from app import receive_upload  # the app's checked upload (lazy: app.py registers this blueprint)
 
-    from ..identity import describe_photo
     from ..timeline import TimelinePipeline
 
     formats = _formats()
@@ -77,11 +76,8 @@ def create_timeline_job():
     upload_dir, video, name = receive_upload(current_app)
     workspace = Path(tempfile.mkdtemp(prefix="syncnet_fcn_timeline_", dir=current_app.config["SYNC_UPLOAD_DIR"]))
     try:
-        people = _people(upload_dir)
-        for spec in people:
-            for photo in spec.photos:
-                describe_photo(photo)  # a photo without exactly one face is refused now, not in the job
-        pipe = TimelinePipeline(engine=engine, window_s=window, people=people, voices=voices)
+        pipe = TimelinePipeline(engine=engine, window_s=window, people=_people(upload_dir), voices=voices)
+        pipe.check_enrolment(video)  # a bad photo or a time without a face is refused now, not in the job
     except BaseException:
         shutil.rmtree(upload_dir, ignore_errors=True)
         shutil.rmtree(workspace, ignore_errors=True)
