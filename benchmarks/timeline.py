@@ -12,6 +12,7 @@ from a known time on. Reported:
   truth speech is the part's speaker on frames where the part's own audio is voiced (an energy
   split judged over that part alone), so a speaker's natural pauses do not count as missed speech;
   false alarm is speech the timeline names where that truth has none (bridged pauses included);
+  ``der_turns`` scores against turns instead (the part's speaker on every frame, pauses included);
 - the share of A's returns (on screen and off) whose majority label is A;
 - per-window offsets within ±1 frame of the expected value (the clip's own reading on its clean
   version, minus the injected delay), over windows read as reliable and lying inside one part;
@@ -160,6 +161,11 @@ def score_accuracy(timeline, parts: list[Part], voiced: np.ndarray, clean: dict,
         expected = clean[str(inside[0].video)] - inside[0].shift_frames
         judged += 1
         within += abs(w["offset_frames"] - expected) <= 1
+    # against turn-level truth (the part's speaker on every frame, pauses included): what a
+    # diarisation reference drawn as turns would score
+    turns = np.array([s is not None for s in speakers])
+    turn_confusion = sum(1 for i in np.flatnonzero(turns & said_any) if said[i] != mapping.get(speakers[i]))
+    turn_missed, turn_fa = int(np.sum(turns & ~said_any)), int(np.sum(~turns & said_any))
     near = [j for j in timeline.jumps if j["to_frames"] - j["from_frames"] <= -JUMP_FRAMES + 1]
     found = min(near, key=lambda j: abs(j["time_s"] - jump_at)) if near else None
     return {
@@ -169,6 +175,7 @@ def score_accuracy(timeline, parts: list[Part], voiced: np.ndarray, clean: dict,
         "missed_speech": round(missed / max(total, 1), 4),
         "false_alarm_speech": round(false_alarm / max(total, 1), 4),
         "der": round((confusion + missed + false_alarm) / max(total, 1), 4),
+        "der_turns": round((turn_confusion + turn_missed + turn_fa) / max(int(turns.sum()), 1), 4),
         "label_mapping": mapping,
         "returns_kept": f"{kept}/{len(returns)}",
         "returns": returns,
@@ -181,7 +188,7 @@ def score_accuracy(timeline, parts: list[Part], voiced: np.ndarray, clean: dict,
     }
 
 
-def run_accuracy(workdir: Path) -> dict:
+def run_accuracy(workdir: Path, from_json: Path | None = None) -> dict:
     import cv2
 
     from syncnet_fcn.media import iter_frames
@@ -194,11 +201,17 @@ def run_accuracy(workdir: Path) -> dict:
     photo = workdir / "presenter.jpg"
     cv2.imwrite(str(photo), next(iter_frames(PRESENTER, start_frame=1400, end_frame=1401))[1])
     started = time.perf_counter()
-    timeline = TimelinePipeline(people=[PersonSpec.parse(f"A={photo}")]).run(video)
+    if from_json is not None:  # score a run already made (its JSON) again
+        from syncnet_fcn.timeline_result import Timeline
+
+        timeline = Timeline(**json.loads(from_json.read_text()))
+    else:
+        timeline = TimelinePipeline(people=[PersonSpec.parse(f"A={photo}")]).run(video)
     wall = time.perf_counter() - started
     from syncnet_fcn.writers import get_writer
 
-    get_writer("json").write(timeline, workdir / "accuracy_timeline.json")
+    if from_json is None:
+        get_writer("json").write(timeline, workdir / "accuracy_timeline.json")
     result = score_accuracy(timeline, parts, voiced_frames(video, parts), clean_offsets(parts), jump_at)
     result.update(wall_s=round(wall, 1), timings={k: round(v, 1) for k, v in timeline.timings.items()})
     return result
@@ -252,6 +265,8 @@ def main(argv=None) -> int:
     parser.add_argument("--heights", type=int, nargs="+", default=[720, 1080])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--score-json", type=Path, default=None,
+                        help="with --accuracy: score this timeline JSON of the programme instead of running")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -261,7 +276,7 @@ def main(argv=None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     report = {}
     if args.accuracy:
-        report["accuracy"] = run_accuracy(workdir)
+        report["accuracy"] = run_accuracy(workdir, args.score_json)
         print(json.dumps(report["accuracy"], indent=2), flush=True)
     if args.cost:
         report["cost"] = run_cost(args.minutes, args.heights, workdir)
