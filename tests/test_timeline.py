@@ -260,3 +260,15 @@ def test_gradio_tab_is_wired_and_refuses_bad_input_readably(show, tmp_path):
     with pytest.raises(gr.Error) as caught:
         run_timeline(str(show["video"]), "A", [str(broken)], "", 10)
     assert "cannot read reference photo" in str(caught.value.message)
+
+
+def test_missing_extra_is_named_in_the_error(monkeypatch):
+    from syncnet_fcn import identity, voices
+
+    monkeypatch.setattr(identity, "_LOADED", None)
+    monkeypatch.setattr(voices, "_ENCODER", None)
+    monkeypatch.setitem(sys.modules, "dlib", None)  # an import of it now fails
+    monkeypatch.setitem(sys.modules, "resemblyzer", None)
+    for load in (identity._models, voices._encoder):
+        with pytest.raises(identity.IdentityUnavailableError, match=r"syncnet-fcn\[timeline\]"):
+            load()
