@@ -24,6 +24,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app_gradio_timeline import timeline_tab
 from syncnet_fcn import __version__, memory, plots, service
 from syncnet_fcn.engines import ENGINE_NAMES
 from syncnet_fcn.errors import SyncNetError
@@ -236,13 +237,14 @@ def build_demo() -> gr.Blocks:
                 table = gr.Dataframe(headers=TABLE_HEADERS, label="Every engine and face track",
                                      interactive=False, elem_id="details")
                 result_file = gr.File(label="Full JSON result", interactive=False, height=90, elem_id="result-json")
+        timeline_tab()
         gr.Markdown(f"<small>syncnet_fcn {__version__} · confidence is LSE-C, min distance is LSE-D "
                     "(SyncNet's measures).</small>")
         run.click(analyze, inputs=[video, engines, max_offset],
                   outputs=[summary, table, confidence_plot, curves_plot, turns_plot, annotated, stills, result_file],
                   api_name="analyze", concurrency_limit=1)
         with gr.Tab("Fix sync"):
-            build_fix_tab(PIPELINES, OUTPUT_ROOT)
+            build_fix_tab(PIPELINES, output_root)
     return demo
 
 

@@ -67,8 +67,11 @@ def fix_summary(result) -> str:
                         f"{result.audio_codec}; video copied packet for packet", line("after")])
 
 
-def build_fix_tab(pipelines: service.PipelineCache, out_root: Path) -> None:
-    """The tab's components and its click handler (call inside ``gr.Blocks``)."""
+def build_fix_tab(pipelines: service.PipelineCache, out_root) -> None:
+    """The tab's components and its click handler (call inside ``gr.Blocks``).
+
+    ``out_root``: the folder for corrected copies, or a function giving it (made on first use).
+    """
     with gr.Row():
         with gr.Column(scale=1):
             video = gr.File(label="Out-of-sync video", type="filepath", elem_id="fix-input")
@@ -83,7 +86,8 @@ def build_fix_tab(pipelines: service.PipelineCache, out_root: Path) -> None:
             fixed = gr.File(label="Corrected video", interactive=False, elem_id="fix-output")
 
     def handler(video_path, offset_value, force_value, progress=gr.Progress()):
-        return fix_clip(video_path, offset_value, force_value, pipelines, out_root, progress)
+        root = out_root() if callable(out_root) else out_root
+        return fix_clip(video_path, offset_value, force_value, pipelines, root, progress)
 
     run.click(handler, inputs=[video, offset, force], outputs=[summary, curves, fixed], api_name="fix",
               concurrency_limit=1)

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from . import SIGN_CONVENTION, __version__
+from .commands import timeline as timeline_command
 from .errors import InvalidArgumentError, SyncNetError
 from .commands.progress import StageProgressBar as _ProgressBar
 from .native_logs import filter_native_stderr
@@ -89,6 +90,8 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights file or registry name")
     p.add_argument("--out", help="where to write them (default: beside the weights)")
     p.set_defaults(func=cmd_thresholds)
+
+    timeline_command.add_parser(sub)
 
     p = sub.add_parser("train", help="train a SyncNet-family model on talking-face footage")
     p.set_defaults(func=cmd_train)
