@@ -28,7 +28,7 @@ CLIPS = REPO.parent / "shared" / "clips"
 
 
 def main(argv=None) -> int:
-    from syncnet_fcn.engines.landmark import cached_tracks
+    from syncnet_fcn.landmark.training import cached_tracks
     from syncnet_fcn.evaluation import own_offset
     from syncnet_fcn.media import videos_in
 

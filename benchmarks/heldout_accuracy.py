@@ -47,7 +47,7 @@ SHARED = REPO.parent / "shared"
 def read_copies(name, landmarks, appearance, audio_of_shift, own, models, calibration, corpus, generated=False,
                 max_offset=15):
     """ShiftResults of one track (or several: ``landmarks`` a list) under every benchmark shift."""
-    from syncnet_fcn.engines.landmark import score_track
+    from syncnet_fcn.landmark.reading import score_track
 
     many = isinstance(landmarks, list)
     tracks = list(zip(landmarks, appearance)) if many else [(landmarks, appearance)]
@@ -84,9 +84,10 @@ def heldout_results(footage, models, calibration):
 
 
 def benchmark_clip_results(cache: Path, clips_dir: Path, models, calibration):
-    from syncnet_fcn.engines.landmark import MIN_TRACK_FRAMES, cached_tracks
+    from syncnet_fcn.landmark.reading import MIN_TRACK_FRAMES
+    from syncnet_fcn.landmark.training import cached_tracks
     from syncnet_fcn.media import load_audio, shift_audio, track_audio
-    from syncnet_fcn.mouth import compact_landmarks, mouth_appearance
+    from syncnet_fcn.landmark.mouth import compact_landmarks, mouth_appearance
 
     results = []
     for entry in json.loads((clips_dir / "manifest.json").read_text()):
@@ -110,7 +111,7 @@ def benchmark_clip_results(cache: Path, clips_dir: Path, models, calibration):
 
 
 def main(argv=None) -> int:
-    from syncnet_fcn.engines.landmark import CALIBRATION_PATH, MODEL_PATH, LandmarkModels
+    from syncnet_fcn.landmark.models import CALIBRATION_PATH, MODEL_PATH, LandmarkModels
     from syncnet_fcn.landmark_training import prepare_footage
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -1,6 +1,6 @@
 """Training the landmark engine's members on the whole training footage (``../shared/train``).
 
-The recipe, on top of :func:`syncnet_fcn.engines.landmark.fit`'s:
+The recipe, on top of :func:`syncnet_fcn.landmark.training.fit`'s:
 
 * more speakers: ``harvest2`` beside ``lrc_ar``, evaluation speakers left out, every source page
   aligned by its measured lip/sound lag and clips that do not read in sync dropped
@@ -11,7 +11,7 @@ The recipe, on top of :func:`syncnet_fcn.engines.landmark.fit`'s:
 * augmentation: each track is also seen with its sound under noise at a random signal-to-noise ratio
   (features computed once per copy), and the standardised lip features get a little jitter per batch.
 
-The members keep the shipped network shape (:func:`syncnet_fcn.engines.landmark._make_net`), so the
+The members keep the shipped network shape (:func:`syncnet_fcn.landmark.models.make_net`), so the
 engine loads them unchanged; the CCA members are refitted on the same frames.
 """
 
@@ -27,21 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .engines.landmark import (
-    CCA_AUDIO_CONTEXT,
-    WINDOW_FRAMES,
-    LandmarkModel,
-    LandmarkModels,
-    TrackFeatures,
-    VISUAL_LIPS,
-    VISUAL_LIPS_APPEARANCE,
-    _make_net,
-    _one_torch_thread,
-    cached_tracks,
-    fit_cca,
-    stack_context,
-    visual_features,
-)
+from .landmark.features import VISUAL_LIPS, VISUAL_LIPS_APPEARANCE, TrackFeatures, stack_context, visual_features
+from .landmark.models import CCA_AUDIO_CONTEXT, LandmarkModel, LandmarkModels, fit_cca, make_net, one_torch_thread
+from .landmark.reading import WINDOW_FRAMES
+from .landmark.training import cached_tracks
 from .media import shift_audio
 from .training_corpus import TrainingClip
 
@@ -150,7 +139,7 @@ def multiway_loss(net, audio, mouth, valid, max_shift: int, jitter: float = 0.0)
 
 def train_member(features: list[TrackFeatures], recipe: Recipe, seed: int, log=None, init: dict | None = None,
                  weights: list[float] | None = None):
-    """One :class:`~syncnet_fcn.engines.landmark.LipSyncNet` trained with :func:`multiway_loss`, from
+    """One :class:`~syncnet_fcn.landmark.models.LipSyncNet` trained with :func:`multiway_loss`, from
     scratch or from the state dict ``init`` (fine-tuning a stored member); tracks are drawn with
     probabilities proportional to ``weights`` (equal by default)."""
     import torch
@@ -161,14 +150,14 @@ def train_member(features: list[TrackFeatures], recipe: Recipe, seed: int, log=N
     long_enough = [len(t.mouth) >= 2 * EDGE_FRAMES + WINDOW_FRAMES for t in features]
     tracks = [t for t, ok in zip(features, long_enough) if ok]
     p = weights[long_enough] / weights[long_enough].sum()
-    net = _make_net(tracks[0].audio.shape[1], tracks[0].mouth.shape[1])
+    net = make_net(tracks[0].audio.shape[1], tracks[0].mouth.shape[1])
     if init is not None:
         net.load_state_dict(init)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.steps)
     losses = []
     net.train()
-    with _one_torch_thread():
+    with one_torch_thread():
         for step in range(recipe.steps):
             picks = [tracks[i] for i in rng.choice(len(tracks), size=recipe.batch, p=p)]
             length = min(recipe.clip_frames, min(len(t.mouth) for t in picks))
@@ -234,7 +223,7 @@ def fit_members(tracks: list[dict], recipe: Recipe, visuals=(VISUAL_LIPS, VISUAL
                                                      for _, data, seed, visual in jobs]))
     members = []
     for (cca, (features, _), _, visual), (state, losses), meta in zip(jobs, results, members_meta):
-        net = _make_net(features[0].audio.shape[1], features[0].mouth.shape[1])
+        net = make_net(features[0].audio.shape[1], features[0].mouth.shape[1])
         net.load_state_dict(state)
         members.append(LandmarkModel(cca, net.eval(), visual))
         meta["loss_first_last_100"] = [round(float(np.mean(losses[:100])), 4), round(float(np.mean(losses[-100:])), 4)]
@@ -268,7 +257,7 @@ def prepare_footage(train_root: Path, clips_dir: Path, cache: Path, log=print) -
 
     from .lip_lag import track_lag_curve
     from .media import load_audio
-    from .mouth import compact_landmarks, mouth_appearance
+    from .landmark.mouth import compact_landmarks, mouth_appearance
     from .recordings import find_same_recordings
     from .training_corpus import list_training_clips, measure_sync, split_by_speaker
 
@@ -328,7 +317,7 @@ def calibrate_on_footage(tracks: list[dict], models: LandmarkModels, max_offset:
     Thresholds: each face with the sound of the next track from another source page
     (:func:`syncnet_fcn.evaluation.wrong_pair_thresholds`), so that such pairs read unreliable.
     """
-    from .engines.landmark import frame_scores, score_track, window_distances
+    from .landmark.reading import frame_scores, score_track, window_distances
     from .evaluation import foreign_audio, robust_bias, subframe_minimum, wrong_pair_thresholds
     from .scoring import offset_axis
 
@@ -376,7 +365,7 @@ def calibrate_on_footage(tracks: list[dict], models: LandmarkModels, max_offset:
 def main(argv=None) -> int:
     import argparse
 
-    from .engines.landmark import MODEL_PATH
+    from .landmark.models import MODEL_PATH
 
     shared = Path(__file__).resolve().parents[2] / "shared"
     p = argparse.ArgumentParser(prog="python -m syncnet_fcn.landmark_training", description=__doc__.split("\n\n")[0])

@@ -21,7 +21,7 @@ MIN_LAG_FRAMES = 20
 
 
 def lip_opening(landmarks: np.ndarray) -> np.ndarray:
-    from .mouth import EYE_OUTER_CORNERS
+    from .landmark.mouth import EYE_OUTER_CORNERS
 
     gap = np.linalg.norm(landmarks[:, INNER_LIP_MIDDLE[0], :2] - landmarks[:, INNER_LIP_MIDDLE[1], :2], axis=1)
     eyes = np.linalg.norm(landmarks[:, EYE_OUTER_CORNERS[0], :2] - landmarks[:, EYE_OUTER_CORNERS[1], :2], axis=1)
@@ -30,7 +30,7 @@ def lip_opening(landmarks: np.ndarray) -> np.ndarray:
 
 def speech_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
     """Log energy of the 300–3000 Hz band in each frame's 640 samples (silence past the end)."""
-    from .engines.landmark import SPEECH_BAND_HZ
+    from .landmark.audio_features import SPEECH_BAND_HZ
 
     samples = np.zeros(n_frames * SAMPLES_PER_FRAME, dtype=np.float64)
     usable = min(len(audio), len(samples))

@@ -116,7 +116,7 @@ def test_the_objective_ignores_frames_that_see_the_excerpts_padded_ends():
 
 def test_training_on_a_few_real_clips_lowers_the_multiway_loss(tmp_path):
     from syncnet_fcn.landmark_training import Recipe, load_track, track_features, train_member
-    from syncnet_fcn.mouth import compact_landmarks, mouth_appearance
+    from syncnet_fcn.landmark.mouth import compact_landmarks, mouth_appearance
 
     videos = sorted((TRAIN / "lrc_ar").glob("*.mp4"))[:4]
     if len(videos) < 4:
