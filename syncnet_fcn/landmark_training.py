@@ -342,11 +342,10 @@ def calibrate_on_footage(tracks: list[dict], models: LandmarkModels, max_offset:
         wrong_conf[f"{t['name']} + audio of {other['name']}"] = float(wrong.confidence)
         wrong_frames.append(wrong.per_frame_confidence)
     thresholds = wrong_pair_thresholds(true_conf, wrong_conf, wrong_frames)
+    stored = ("reliable_confidence", "speaking_threshold", "relative_speaking_threshold")
     return {
         "bias_frames": bias,
-        "reliable_confidence": thresholds["reliable_confidence"],
-        "speaking_threshold": thresholds["speaking_threshold"],
-        "relative_speaking_threshold": thresholds["relative_speaking_threshold"],
+        **{key: thresholds[key] for key in stored},
         "measured_on": f"{len(tracks)} aligned training tracks of held-in speakers (syncnet_fcn.landmark_training); "
                        "no evaluation clip",
         "bias_measurement": {"how": "robust median of sub-frame readings of aligned (in-sync) training tracks "
