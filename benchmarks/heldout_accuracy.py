@@ -70,12 +70,12 @@ def read_copies(name, landmarks, appearance, audio_of_shift, own, models, calibr
     return out
 
 
-def heldout_results(footage, models, calibration):
+def heldout_results(footage, models, calibration, include_dropped=False):
     from syncnet_fcn.landmark_training import aligned_audio, usable_tracks
     from syncnet_fcn.media import shift_audio
 
     results = []
-    for t in usable_tracks(footage, "validation"):
+    for t in usable_tracks(footage, "validation", include_dropped):
         audio = aligned_audio(t)
         group = t["name"].split("/")[1].split("__")[0]
         results += read_copies(t["name"], t["landmarks"], t["appearance"], lambda s, a=audio: shift_audio(a, s), 0,
@@ -121,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-root", type=Path, default=SHARED / "train")
     p.add_argument("--clips-dir", type=Path, default=SHARED / "clips")
     p.add_argument("--benchmark-clips", action="store_true", help="the evaluation clips instead (from the cache)")
+    p.add_argument("--include-dropped", action="store_true",
+                   help="held-out clips the sync check dropped too, as published (they may not be in sync)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
@@ -130,7 +132,8 @@ def main(argv=None) -> int:
     if args.benchmark_clips:
         results = benchmark_clip_results(args.cache, args.clips_dir, models, calibration)
     else:
-        results = heldout_results(prepare_footage(args.train_root, args.clips_dir, args.cache), models, calibration)
+        footage = prepare_footage(args.train_root, args.clips_dir, args.cache)
+        results = heldout_results(footage, models, calibration, args.include_dropped)
     summary = benchmark_summary(results)
     print(f"model {args.model.name}, calibration {args.calibration.name}: {len(results)} copies of "
           f"{len({r.clip for r in results})} clips in {time.perf_counter() - started:.0f} s")

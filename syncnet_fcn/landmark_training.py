@@ -291,14 +291,18 @@ def prepare_footage(train_root: Path, clips_dir: Path, cache: Path, log=print) -
     return footage
 
 
-def usable_tracks(footage: dict, side: str) -> list[dict]:
-    """The aligned tracks of one side of the split (``"train"`` or ``"validation"``), dropped clips left out."""
+def usable_tracks(footage: dict, side: str, include_dropped: bool = False) -> list[dict]:
+    """The aligned tracks of one side of the split (``"train"`` or ``"validation"``); clips the sync
+    check dropped are left out, or with ``include_dropped`` kept as they are (delay 0)."""
     delays = footage["sync"]["delay"]
     out = []
     for clip in getattr(footage["split"], side):
         track = footage["tracks"].get(clip.name)
-        if track is not None and delays.get(clip.name) is not None:
-            out.append({**track, "name": clip.name, "delay": delays[clip.name]})
+        delay = delays.get(clip.name, 0.0 if include_dropped else None)
+        if delay is None and include_dropped:
+            delay = 0.0
+        if track is not None and delay is not None:
+            out.append({**track, "name": clip.name, "delay": delay})
     return out
 
 
