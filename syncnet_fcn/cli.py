@@ -1,4 +1,4 @@
-"""Command line: ``syncnet-fcn detect | engines | weights | calibrate | train``.
+"""Command line: ``syncnet-fcn detect | engines | weights | calibrate | train | monitor``.
 
 User errors print one line (``error: …``) on stderr and exit with code 2; no traceback.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import SIGN_CONVENTION, __version__
 from .errors import InvalidArgumentError, SyncNetError
+from .commands import monitor as monitor_command
 from .native_logs import filter_native_stderr
 
 EXIT_USAGE = 2
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a SyncNet-family model on talking-face footage")
     p.set_defaults(func=cmd_train)
     _add_train_arguments(p)
+    monitor_command.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,297 @@
+"""Live monitoring: the alert rule, source checks, the reader through outages and stalls, windows and readings
+on a local HLS stream made from a real clip."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from live_stream import LiveServer, Part, render_segments  # noqa: E402
+
+from syncnet_fcn.errors import InvalidArgumentError  # noqa: E402
+from syncnet_fcn.live import SourceEvent, SourcePacket, StreamSource, WindowCutter, validate_source  # noqa: E402
+from syncnet_fcn.monitor import AlertRule, Monitor, MonitorOptions, WindowReading  # noqa: E402
+
+
+def reading(i: int, offset: int | None, reliable: bool = True) -> WindowReading:
+    return WindowReading(window=i, stream_start_s=5.0 * i, stream_end_s=5.0 * i + 10, source_start_s=5.0 * i,
+                         source_end_s=5.0 * i + 10, wall_time="", faces=1, speaking_face=0 if reliable else None,
+                         offset_frames=offset, confidence=5.0, reliable=reliable)
+
+
+def feed(rule: AlertRule, offsets: list) -> list[tuple[int, dict]]:
+    """``offsets``: ints (reliable windows) or ("u", offset) for unreliable ones; [(window, event)]."""
+    events = []
+    for i, value in enumerate(offsets):
+        r = reading(i, value[1], reliable=False) if isinstance(value, tuple) else reading(i, value)
+        event = rule.update(r)
+        if event is not None:
+            events.append((i, event))
+    return events
+
+
+# -- the alert rule on planted readings -------------------------------------------------------------------
+
+
+def test_alert_after_m_windows_at_least_n_away_then_back_in_sync():
+    events = feed(AlertRule(threshold=3, consecutive=2, expect=1), [1, 2, 0, 4, 4, 5, 1, 2, 1])
+    assert [(i, e["type"]) for i, e in events] == [(4, "alert"), (7, "back_in_sync")]
+    alert = events[0][1]
+    assert alert["offset_frames"] == 4 and alert["off_by_frames"] == 3 and alert["since_stream_s"] == 15.0
+
+
+def test_offsets_below_the_threshold_or_too_short_a_run_do_not_alert():
+    rule = AlertRule(threshold=3, consecutive=3)
+    assert feed(rule, [2, -2, 2, 5, 5, 0, 5, 5, 1, -6, 6]) == []
+    assert rule.in_sync
+
+
+def test_unreliable_windows_neither_alert_nor_break_a_run():
+    rule = AlertRule(threshold=2, consecutive=2)
+    assert feed(rule, [("u", 9), ("u", 9), ("u", -7), 0, ("u", 8)]) == []
+    events = feed(AlertRule(threshold=2, consecutive=2), [5, ("u", 0), ("u", 0), 5])
+    assert [(i, e["type"]) for i, e in events] == [(3, "alert")]
+
+
+def test_a_new_steady_offset_while_out_of_sync_alerts_again():
+    events = feed(AlertRule(threshold=2, consecutive=2), [5, 5, 6, 5, -3, -3, -3, 0, 0])
+    assert [(i, e["type"], e["offset_frames"]) for i, e in events] == [
+        (1, "alert", 5), (5, "alert", -3), (8, "back_in_sync", 0)]
+    assert events[1][1]["previous_offset_frames"] == 5
+
+
+def test_rule_and_window_arguments_are_checked():
+    with pytest.raises(InvalidArgumentError):
+        AlertRule(threshold=0)
+    with pytest.raises(InvalidArgumentError):
+        AlertRule(consecutive=0)
+    with pytest.raises(InvalidArgumentError):
+        WindowCutter(window_s=10, hop_s=20)
+    with pytest.raises(InvalidArgumentError):
+        WindowCutter(window_s=1, hop_s=1)
+
+
+# -- which sources may be monitored ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["https://cdn.example.org/live/index.m3u8", "rtmp://10.0.0.5/live/key",
+                                 "rtsp://cam.local:554/stream", "srt://127.0.0.1:9000", "HTTP://Example.org/a.ts"])
+def test_stream_urls_are_accepted(url):
+    assert validate_source(url, allow_files=False) == url
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "/etc/passwd", "../shared/clips/syncnet_example.avi",
+                                 "data:video/mp4;base64,AAAA", "ftp://example.org/a.mp4", "http:///nohost.m3u8",
+                                 "gopher://x", "concat:a.ts|b.ts", "subfile,,start,0,end,0,,:/etc/passwd"])
+def test_local_files_and_other_schemes_are_refused_from_the_web(url):
+    with pytest.raises(InvalidArgumentError):
+        validate_source(url, allow_files=False)
+
+
+def test_the_cli_may_replay_a_file_but_not_a_missing_one(clip, tmp_path):
+    path = str(clip("syncnet_example.avi"))
+    assert validate_source(path, allow_files=True) == path
+    with pytest.raises(InvalidArgumentError, match="no such file"):
+        validate_source(str(tmp_path / "absent.mp4"), allow_files=True)
+
+
+def test_cli_refuses_a_file_url_with_one_error_line(capsys):
+    from syncnet_fcn.cli import main
+
+    assert main(["monitor", "file:///etc/passwd"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot monitor")
+
+
+# -- the reader on a local HLS stream ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_stream(tmp_path_factory):
+    from conftest import clip_path
+
+    folder = tmp_path_factory.mktemp("hls")
+    clip = clip_path("syncnet_example.avi")
+    segments = render_segments([Part(clip, 20.0)], folder)
+    return folder, segments
+
+
+def read_events(source: StreamSource, deadline_s: float, during=None) -> list:
+    """Everything ``source`` yields within ``deadline_s`` (the loop is bounded in time and count)."""
+    items = []
+    timer = threading.Timer(deadline_s, source.stop.set)
+    timer.start()
+    try:
+        for item in source:
+            items.append(item)
+            if during is not None:
+                during(item)
+            if len(items) > 20000:
+                break
+    finally:
+        timer.cancel()
+        source.stop.set()
+    return items
+
+
+def test_reader_reconnects_after_the_server_stops_and_reports_the_gap(short_stream):
+    folder, segments = short_stream
+    server = LiveServer(folder, segments).start()
+    try:
+        assert server.wait_published(1, 5)
+        outage = {}
+
+        def take_down_then_up():
+            time.sleep(2.5)
+            server.stop()
+            outage["down"] = time.monotonic()
+            time.sleep(4.0)
+            server.start()
+            outage["up"] = time.monotonic()
+
+        threading.Thread(target=take_down_then_up, daemon=True).start()
+        source = StreamSource(server.url, read_timeout=1.5, backoff=0.5, max_backoff=1.0, give_up_after=20)
+        items = read_events(source, 14.0)
+    finally:
+        server.stop()
+    events = [i for i in items if isinstance(i, SourceEvent)]
+    kinds = [e.kind for e in events]
+    assert "disconnected" in kinds and "retrying" in kinds, kinds
+    reconnected = [e for e in events if e.kind == "reconnected"]
+    assert reconnected, kinds
+    # the gap said is the outage as the reader lived it: at least the 4 s the server was down
+    assert 4.0 <= reconnected[0].detail["gap_s"] < 12.0
+    assert reconnected[0].detail["stream_gap_s"] >= 3.0
+    after = [i for i in items[items.index(reconnected[0]):] if isinstance(i, SourcePacket)]
+    assert len(after) > 25, "no packets after the reconnect"
+    times = [p.time_s for p in items if isinstance(p, SourcePacket) and p.kind == "video"]
+    assert times == sorted(times), "stream time must only move forward"
+
+
+def test_reader_gives_up_on_a_playlist_that_stops_growing(short_stream):
+    folder, segments = short_stream
+    server = LiveServer(folder, segments).start()
+    try:
+        assert server.wait_published(2, 8)
+        server.freeze()
+        source = StreamSource(server.url, read_timeout=1.5, backoff=0.5, max_backoff=1.0, give_up_after=5.0)
+        started = time.monotonic()
+        items = read_events(source, 30.0)
+        took = time.monotonic() - started
+    finally:
+        server.stop()
+    kinds = [i.kind for i in items if isinstance(i, SourceEvent)]
+    assert "retrying" in kinds and kinds[-1] == "ended", kinds
+    assert "nothing new" in items[-1].detail["reason"]
+    assert took < 25.0
+    video = [p.time_s for p in items if isinstance(p, SourcePacket) and p.kind == "video"]
+    assert len(video) == len(set(video)), "a rejoined playlist's repeated segment must not be read twice"
+
+
+def test_windows_start_on_keyframes_and_hold_the_window_length(short_stream):
+    folder, segments = short_stream
+    from syncnet_fcn.live import Connection
+    from syncnet_fcn.media import load_audio, probe
+
+    source = StreamSource(str(folder / segments[0][0]).replace(segments[0][0], "all.m3u8"))
+    cutter = WindowCutter(window_s=6.0, hop_s=4.0, workdir=folder)
+    windows = []
+    for item in source:
+        if isinstance(item, Connection):
+            cutter.reset(item)
+        elif isinstance(item, SourcePacket):
+            window = cutter.add(item)
+            if window is not None:
+                info = probe(window.path)
+                windows.append((window, info.n_frames, len(load_audio(window.path)) // 640))
+                window.path.unlink()
+    assert len(windows) == 4  # ends at 6, 10, 14, 18 s of a 20 s stream
+    for window, n_frames, audio_frames in windows:
+        assert window.end_s - window.start_s >= 6.0 - 1e-6
+        assert window.end_s - window.start_s <= 6.0 + 2.0  # at most one 2 s GOP earlier
+        assert abs(n_frames - (window.end_s - window.start_s) * 25) <= 1
+        assert abs(audio_frames - n_frames) <= 2
+    assert len(cutter.packets) < 25 * 9 * 2  # only what the next window needs is kept
+
+
+# -- the monitor: skipping when behind, readings of a real stream ------------------------------------------
+
+
+class _SlowPipeline:
+    """Stands in for SyncPipeline where only the monitor's pacing is under test."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.calls = 0
+
+    def analyze(self, path):
+        from syncnet_fcn.errors import NoFaceError
+
+        self.calls += 1
+        assert Path(path).stat().st_size > 0
+        time.sleep(self.seconds)
+        raise NoFaceError("stand-in")
+
+
+def test_monitor_skips_and_counts_windows_when_scoring_falls_behind(clip):
+    events = []
+    pipeline = _SlowPipeline(1.2)
+    options = MonitorOptions(window_s=2.0, hop_s=0.5, realtime=True)
+    monitor = Monitor(str(clip("syncnet_example.avi")), options, on_event=events.append, pipeline=pipeline)
+    timer = threading.Timer(8.0, monitor.stop)
+    timer.start()
+    monitor.run()
+    timer.cancel()
+    readings = [e for e in events if e["type"] == "reading"]
+    skipped = [e for e in events if e["type"] == "skipped"]
+    assert skipped and readings and events[-1]["type"] == "ended"
+    assert events[-1]["skipped"] == len(skipped) == skipped[-1]["skipped"]
+    windows = {e["window"] for e in readings} | {e["window"] for e in skipped}
+    assert len(windows) == len(readings) + len(skipped)  # every window is read or said skipped
+    assert max(windows) == len(windows) or max(windows) == len(windows) + 1  # at most the last is in flight
+    assert all(e["note"] == "no face" and not e["reliable"] for e in readings)
+
+
+@pytest.mark.slow
+def test_window_readings_on_a_live_hls_stream_follow_a_known_shift(clip, tmp_path):
+    """12 s in sync, then the sound 5 frames early: readings on whole windows differ by 5 (±1)."""
+    source_clip = clip("syncnet_example.avi")
+    segments = render_segments([Part(source_clip, 12.0), Part(source_clip, 12.0, shift_frames=5)], tmp_path)
+    first_pts = _first_video_seconds(tmp_path / segments[0][0])
+    events = []
+    with LiveServer(tmp_path, segments, window=20) as server:
+        options = MonitorOptions(window_s=6.0, hop_s=3.0, read_timeout=4.0, backoff=0.5, give_up_after=4.0,
+                                 expect=0, threshold=3, consecutive=1)
+        monitor = Monitor(server.url, options, on_event=events.append)
+        timer = threading.Timer(90.0, monitor.stop)  # bounded whatever happens
+        timer.start()
+        monitor.run()
+        timer.cancel()
+    readings = [e for e in events if e["type"] == "reading" and e["reliable"]]
+    by_part = {0: [], 1: []}
+    for e in readings:
+        start, end = e["source_start_s"] - first_pts, e["source_end_s"] - first_pts
+        if end <= 12.0 + 0.05:
+            by_part[0].append(e["offset_frames"])
+        elif start >= 12.0 - 0.05:
+            by_part[1].append(e["offset_frames"])
+    assert by_part[0] and by_part[1], events
+    assert all(abs(b - a - 5) <= 1 for a in by_part[0] for b in by_part[1]), by_part
+    assert all(e["latency_s"] >= 0 and e["faces"] == 1 for e in readings)
+
+
+def _first_video_seconds(segment: Path) -> float:
+    import av
+
+    with av.open(str(segment)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                return float(packet.pts * packet.time_base)
+    raise AssertionError("no video packet")
