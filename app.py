@@ -27,6 +27,7 @@ from flask import Flask, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
 from syncnet_fcn import __version__, plots, service
+from syncnet_fcn.api import monitors as monitors_api
 from syncnet_fcn.errors import InvalidArgumentError, SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
 
@@ -211,6 +212,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     sync = SyncService(app.config)
     app.extensions["syncnet_fcn"] = sync
+    app.register_blueprint(monitors_api.blueprint)
 
     @app.before_request
     def refuse_oversized_body():

@@ -23,6 +23,8 @@ from syncnet_fcn.engines import ENGINE_NAMES
 from syncnet_fcn.errors import SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
 
+from gradio_monitor import build_monitor_tab
+
 log = logging.getLogger("syncnet_fcn.app_gradio")
 HERE = Path(__file__).resolve().parent
 CLIPS = Path(os.environ.get("SYNCNET_FCN_SHARED", HERE.parent / "shared")) / "clips"
@@ -215,6 +217,7 @@ def build_demo() -> gr.Blocks:
                 table = gr.Dataframe(headers=TABLE_HEADERS, label="Every engine and face track",
                                      interactive=False, elem_id="details")
                 result_file = gr.File(label="Full JSON result", interactive=False, height=90, elem_id="result-json")
+        build_monitor_tab()
         gr.Markdown(f"<small>syncnet_fcn {__version__} · confidence is LSE-C, min distance is LSE-D "
                     "(SyncNet's measures).</small>")
         run.click(analyze, inputs=[video, engines, max_offset],

@@ -118,11 +118,13 @@ class AlertRule:
                     "offset_seconds": round((offset - self.expect) / TIMELINE_FPS, 3),
                     "previous_offset_frames": previous,
                     "since_stream_s": first.stream_start_s, "stream_end_s": run[-1].stream_end_s,
+                    "source_start_s": first.source_start_s, "source_end_s": run[-1].source_end_s,
                     "windows": len(run), "confidence": run[-1].confidence, "wall_time": run[-1].wall_time,
                     "message": _alert_message(offset, self.expect)}
         self.alerted_offset = None
         return {"type": "back_in_sync", "offset_frames": run[-1].offset_frames, "expected_frames": self.expect,
                 "since_stream_s": first.stream_start_s, "stream_end_s": run[-1].stream_end_s,
+                "source_start_s": first.source_start_s, "source_end_s": run[-1].source_end_s,
                 "windows": len(run), "wall_time": run[-1].wall_time,
                 "message": f"back in sync (offset {run[-1].offset_frames:+d}, expected {self.expect:+d})"}
 

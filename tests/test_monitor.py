@@ -295,3 +295,131 @@ def _first_video_seconds(segment: Path) -> float:
             if packet.pts is not None:
                 return float(packet.pts * packet.time_base)
     raise AssertionError("no video packet")
+
+
+# -- the REST API: start, status, Server-Sent Events, stop; what it refuses --------------------------------
+
+
+class _QuickPipeline:
+    """A stand-in engine (the API cycle is under test here, not the reading: see the HLS test above)."""
+
+    def analyze(self, path):
+        from syncnet_fcn.errors import NoFaceError
+
+        assert Path(path).stat().st_size > 0
+        raise NoFaceError("stand-in")
+
+
+@pytest.fixture
+def monitor_app():
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO))
+    from app import create_app
+
+    return create_app({"TESTING": True, "MONITOR_MAX_ACTIVE": 1, "MONITOR_HEARTBEAT_S": 0.5,
+                       "MONITOR_PIPELINE_FACTORY": _QuickPipeline})
+
+
+def sse_events(response, until, limit_s: float) -> list[tuple[str, dict]]:
+    """Parse an SSE response until ``until(events)`` or the stream ends (bounded in time)."""
+    import json
+
+    events, buffer, deadline = [], "", time.monotonic() + limit_s
+    for chunk in response.response:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+            if "data" in fields:
+                events.append((fields["event"], json.loads(fields["data"])))
+        if until(events) or time.monotonic() > deadline:
+            break
+    return events
+
+
+def test_api_starts_reports_streams_and_stops_a_monitor(monitor_app, short_stream):
+    folder, segments = short_stream
+    client = monitor_app.test_client()
+    with LiveServer(folder, segments) as server:
+        server.wait_published(1, 5)
+        created = client.post("/api/monitors", json={"source": server.url, "window_s": 2, "hop_s": 1})
+        assert created.status_code == 201, created.json
+        body = created.json
+        assert body["state"] == "running" and created.headers["Location"].endswith(body["monitor_id"])
+
+        # the limit: one running monitor in this app
+        second = client.post("/api/monitors", json={"source": server.url})
+        assert second.status_code == 429 and second.json["error"]["code"] == "too_many_monitors"
+
+        stream = client.get(body["events_url"], buffered=False)
+        assert stream.status_code == 200 and stream.mimetype == "text/event-stream"
+        seen = sse_events(stream, lambda ev: sum(kind == "reading" for kind, _ in ev) >= 2, limit_s=30)
+        stream.close()
+        readings = [e for kind, e in seen if kind == "reading"]
+        assert len(readings) >= 2 and readings[0]["note"] == "no face" and readings[0]["faces"] == 0
+
+        status = client.get(body["status_url"]).json
+        assert status["readings"] >= 2 and status["latest"]["type"] == "reading"
+        assert client.get("/api/monitors").json["monitors"][0]["monitor_id"] == body["monitor_id"]
+
+        stopped = client.delete(body["status_url"])
+        assert stopped.status_code == 200 and stopped.json["state"] in ("stopping", "stopped")
+        deadline = time.monotonic() + 20
+        while client.get(body["status_url"]).json["state"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get(body["status_url"]).json["state"] == "stopped"
+        # a late subscriber gets what was said, ending with "ended", and the stream closes
+        replay = sse_events(client.get(body["events_url"] + "?after=0", buffered=False), lambda ev: False, 10)
+        assert replay[-1][0] == "ended" and sum(k == "reading" for k, _ in replay) >= 2
+        # the slot is free again
+        again = client.post("/api/monitors", json={"source": server.url})
+        assert again.status_code == 201
+        client.delete(again.json["status_url"])
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"source": "file:///etc/passwd"}, 400), ({"source": "/etc/passwd"}, 400),
+    ({"source": "../shared/clips/syncnet_example.avi"}, 400), ({"source": "ftp://example.org/x"}, 400),
+    ({"url": "http://example.org/a.m3u8"}, 400), ({"source": "http://example.org/a.m3u8", "hop_s": 20}, 400),
+    ({"source": "http://example.org/a.m3u8", "webhook": "file:///tmp/x"}, 400),
+    ({"source": "http://example.org/a.m3u8", "threshold_frames": "two"}, 400)])
+def test_api_refuses_local_files_other_schemes_and_bad_options(monitor_app, body, code):
+    client = monitor_app.test_client()
+    response = client.post("/api/monitors", json=body)
+    assert response.status_code == code and response.json["error"]["code"] == "invalid_argument"
+    assert client.get("/api/monitors").json["monitors"] == []  # nothing was started
+
+
+def test_api_unknown_monitor_is_404(monitor_app):
+    client = monitor_app.test_client()
+    for response in (client.get("/api/monitors/nope"), client.delete("/api/monitors/nope"),
+                     client.get("/api/monitors/nope/events")):
+        assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+
+
+# -- the Gradio tab ----------------------------------------------------------------------------------------
+
+
+def test_gradio_tab_charts_windows_then_stops(short_stream, monkeypatch):
+    import gradio as gr
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO))
+    import gradio_monitor
+
+    with pytest.raises(gr.Error, match="cannot monitor"):
+        next(gradio_monitor.watch("file:///etc/passwd", 0, None))
+    monkeypatch.setattr(gradio_monitor, "PIPELINE_FACTORY", _QuickPipeline)
+    folder, segments = short_stream
+    with LiveServer(folder, segments) as server:
+        server.wait_published(1, 5)
+        updates = gradio_monitor.watch(server.url, 0, None)
+        deadline = time.monotonic() + 40
+        for status, chart, log, session in updates:
+            if "windows" in status or time.monotonic() > deadline:
+                break
+        assert "faces 0" in status and session in gradio_monitor._running
+        gradio_monitor.stop(session)
+        last = list(updates)[-1]
+    assert last[3] is None and session not in gradio_monitor._running
