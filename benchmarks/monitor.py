@@ -171,7 +171,7 @@ def scenario_shifts(args) -> dict:
     p = args.part_seconds
     shifts = [0, 5, -3, 0]
     parts = [Part(TALK, p, shift_frames=s) for s in shifts]
-    options = MonitorOptions(window_s=args.window, hop_s=args.hop, expect=own)
+    options = MonitorOptions(window_s=args.window, hop_s=args.hop, expect=own, give_up_after=15.0)
     recorder, _ = run_live(parts, options)
     readings = recorder.readings()
     alerts = [e for e in recorder.events if e["type"] in ("alert", "back_in_sync")]
@@ -231,7 +231,8 @@ def scenario_kinds(args) -> dict:
     for name, parts in cases.items():
         size = (1280, 720) if name.endswith("720p") else (224, 224)
         expect = own_offset(TWO_FACES) if name.startswith("two") else own_offset(TALK)
-        recorder, _ = run_live(parts, MonitorOptions(window_s=args.window, hop_s=args.hop, expect=expect), size=size)
+        recorder, _ = run_live(parts, MonitorOptions(window_s=args.window, hop_s=args.hop, expect=expect,
+                                                     give_up_after=15.0), size=size)
         readings = recorder.readings()
         out[name] = {"readings": len(readings), "reliable": sum(e["reliable"] for e in readings),
                      "faces": sorted({e["faces"] for e in readings}),
@@ -242,11 +243,15 @@ def scenario_kinds(args) -> dict:
     return out
 
 
+OWN: dict = {}
+
+
 def insync_programme(minutes: float) -> list[Part]:
     """Talk from several clips, music over a face, and silence, each clip's sound set to read 0."""
     talk = [CLIPS / n for n in ("syncnet_example.avi", "edtalk_pose_source2.mp4", "mimictalk_German_20s.mp4",
                                 "pcavs_741400163.mp4", "lrs2_deepavsr_00016.mp4")]
     own = {clip: own_offset(clip) for clip in talk if clip.exists()}
+    OWN.update({clip.name: offset for clip, offset in own.items()})
     block = []
     for clip, offset in own.items():
         block.append(Part(clip, 60.0, shift_frames=-offset))  # sound moved so the clip reads 0
@@ -281,7 +286,8 @@ def scenario_insync(args) -> dict:
         spread[abs(e["offset_frames"])] = spread.get(abs(e["offset_frames"]), 0) + 1
     rss = [(e["programme_end_s"], e["rss_mb"]) for e in readings]
     after5 = [r for t, r in rss if t >= 300] or [r for _, r in rss]
-    result = {"stream_minutes": round(sum(d for _, d in segments) / 60, 1), "render_s": round(render_s, 1),
+    result = {"own_offsets": OWN, "stream_minutes": round(sum(d for _, d in segments) / 60, 1),
+              "render_s": round(render_s, 1),
               "wall_s": round(wall, 1), "readings": len(readings), "reliable": len(reliable),
               "abs_offset_count_reliable": dict(sorted(spread.items())),
               "alerts_defaults": len(recorder.of("alert")),
@@ -293,7 +299,8 @@ def scenario_insync(args) -> dict:
 
 
 def scenario_keepup(args) -> dict:
-    options = MonitorOptions(window_s=args.window, hop_s=args.hop, expect=own_offset(TWO_FACES))
+    options = MonitorOptions(window_s=args.window, hop_s=args.hop, expect=own_offset(TWO_FACES),
+                             give_up_after=15.0)
     recorder, _ = run_live([Part(TWO_FACES, args.seconds)], options, size=(1280, 720))
     readings = recorder.readings()
     return {"size": "1280x720", "stream_s": args.seconds, "readings": len(readings),

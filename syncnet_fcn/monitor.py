@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from . import TIMELINE_FPS
-from .errors import InvalidArgumentError, MediaError, NoAudioError, NoFaceError
+from .errors import InvalidArgumentError, NoAudioError, NoFaceError, SyncNetError
 from .live import Connection, is_network, SourceEvent, SourcePacket, StreamSource, Window, WindowCutter
 
 # Alert defaults, from benchmarks/monitor.py (docs/monitor.md has the figures): on in-sync streams a
@@ -313,7 +313,7 @@ class Monitor:
             note = "no face"
         except NoAudioError:
             note = "no audio"
-        except MediaError as exc:
+        except SyncNetError as exc:  # an undecodable window, say: this window is lost, the monitor goes on
             self._emit({"type": "window_error", "window": window.index, "message": exc.message})
             return
         now = time.monotonic()

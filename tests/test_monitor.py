@@ -423,3 +423,40 @@ def test_gradio_tab_charts_windows_then_stops(short_stream, monkeypatch):
         gradio_monitor.stop(session)
         last = list(updates)[-1]
     assert last[3] is None and session not in gradio_monitor._running
+
+
+# -- the command line --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_replays_a_file_one_line_and_one_json_line_per_window(clip, tmp_path, capsys):
+    import json
+
+    from syncnet_fcn.cli import main
+
+    out = tmp_path / "readings.jsonl"
+    shifted = tmp_path / "shifted.mp4"
+    _write_shifted(clip("syncnet_example.avi"), shifted, frames=-5)  # the sound 5 frames early: reads 5 higher
+    code = main(["monitor", str(shifted), "--window", "6", "--hop", "6", "--jsonl", str(out),
+                 "--expect", "0", "--threshold", "3", "--consecutive", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out.splitlines()
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    readings = [e for e in events if e["type"] == "reading"]
+    assert len(readings) == 2  # 0-6 s and 6-12 s of a 12.7 s clip
+    assert sum(" yes " in line or " no " in line for line in printed) == len(readings)
+    assert events[-1]["type"] == "ended" and events[-1]["readings"] == 2
+    reliable = [e["offset_frames"] for e in readings if e["reliable"]]
+    # the clip reads +3 (official weights) to +4 (landmark, whole clip): +5 on that, ±1 frame either way
+    assert reliable and all(abs(o - (3 + 5)) <= 2 for o in reliable), readings
+    assert any(e["type"] == "alert" for e in events) and any("OUT OF SYNC" in line for line in printed)
+
+
+def _write_shifted(source: Path, target: Path, frames: int) -> None:
+    """``source`` with its sound moved at sample level (``shift_audio``), written with PyAV."""
+    from conftest import write_test_video
+
+    from syncnet_fcn.media import iter_frames, load_audio, shift_audio
+
+    audio = shift_audio(load_audio(source), frames)
+    write_test_video(target, (img for _, img in iter_frames(source)), audio=audio)
