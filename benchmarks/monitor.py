@@ -113,13 +113,19 @@ def run_live(parts: list[Part], options: MonitorOptions, *, size=(224, 224), spe
     stopper = threading.Timer(limit, monitor.stop)
     stopper.start()
     if during is not None:
-        threading.Thread(target=during, args=(server,), daemon=True).start()
+        threading.Thread(target=during, args=(server, recorder), daemon=True).start()
     try:
         monitor.run()
     finally:
         stopper.cancel()
         server.stop()
     return recorder, server
+
+
+def wait_for_reading(recorder: Recorder, server: LiveServer, limit_s: float = 300.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not recorder.readings() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def latency_summary(readings: list[dict]) -> dict:
@@ -190,11 +196,12 @@ def scenario_shifts(args) -> dict:
 
 
 def scenario_outage(args) -> dict:
-    down_at, down_for = args.seconds / 3, 20.0
+    down_for = 20.0
+    went_down = {}
 
-    def outage(server: LiveServer) -> None:
-        while server.stream_time() < down_at:
-            time.sleep(0.1)
+    def outage(server: LiveServer, recorder: Recorder) -> None:
+        wait_for_reading(recorder, server)  # the monitor is reading: now take the server away
+        went_down["programme_s"] = server.stream_time()
         server.stop()
         time.sleep(down_for)
         server.start()
@@ -203,7 +210,8 @@ def scenario_outage(args) -> dict:
                              give_up_after=30.0)
     recorder, _ = run_live([Part(TALK, args.seconds)], options, during=outage)
     readings = recorder.readings()
-    return {"server_down_s": down_for, "reconnected": recorder.of("reconnected"),
+    down_at = went_down.get("programme_s", float("inf"))
+    return {"server_down_s": down_for, "down_at_programme_s": round(down_at, 1), "reconnected": recorder.of("reconnected"),
             "disconnected": len(recorder.of("disconnected")), "retries": len(recorder.of("retrying")),
             "readings": len(readings), "readings_after_outage": sum(e["programme_start_s"] > down_at + down_for
                                                                      for e in readings),
@@ -211,15 +219,18 @@ def scenario_outage(args) -> dict:
 
 
 def scenario_stall(args) -> dict:
-    def stall(server: LiveServer) -> None:
-        while server.stream_time() < 25:
-            time.sleep(0.1)
+    frozen = {}
+
+    def stall(server: LiveServer, recorder: Recorder) -> None:
+        wait_for_reading(recorder, server)
+        frozen["programme_s"] = round(server.stream_time(), 1)
         server.freeze()
 
-    options = MonitorOptions(window_s=args.window, hop_s=args.hop, read_timeout=5.0, give_up_after=30.0)
+    options = MonitorOptions(window_s=args.window, hop_s=args.hop, expect=own_offset(TALK), read_timeout=5.0,
+                             give_up_after=30.0)
     started = time.monotonic()
     recorder, _ = run_live([Part(TALK, 60)], options, during=stall)
-    return {"frozen_at_s": 25, "retries": len(recorder.of("retrying")), "ended": recorder.of("ended"),
+    return {"frozen_at_programme_s": frozen.get("programme_s"), "retries": len(recorder.of("retrying")), "ended": recorder.of("ended"),
             "readings": len(recorder.readings()), "took_s": round(time.monotonic() - started, 1)}
 
 

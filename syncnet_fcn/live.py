@@ -95,7 +95,7 @@ class StreamSource:
     """
 
     def __init__(self, source: str, *, realtime: bool = False, open_timeout: float = 10.0,
-                 read_timeout: float = 10.0, backoff: float = 1.0, max_backoff: float = 30.0,
+                 read_timeout: float = 10.0, backoff: float = 1.0, max_backoff: float = 8.0,
                  give_up_after: float = 300.0, stop: threading.Event | None = None):
         self.source = source
         self.network = is_network(source)

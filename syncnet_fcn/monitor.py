@@ -151,7 +151,7 @@ class MonitorOptions:
     realtime: bool = False
     read_timeout: float = 10.0
     backoff: float = 1.0
-    max_backoff: float = 30.0
+    max_backoff: float = 8.0  # a stream back after an outage is rejoined within this many seconds
     give_up_after: float = 300.0
     webhook: str | None = None
     min_track_frames: int = 25
