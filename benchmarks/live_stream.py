@@ -73,8 +73,10 @@ def _looped_samples(audio: np.ndarray, start: int, n: int) -> np.ndarray:
 
 
 def render_segments(parts: list[Part], out_dir: str | Path, *, size: tuple[int, int] = (224, 224),
-                    segment_s: float = 2.0) -> list[tuple[str, float]]:
+                    segment_s: float = 2.0, with_audio: bool = True) -> list[tuple[str, float]]:
     """Encode ``parts`` one after another into HLS segments in ``out_dir``; ``[(file name, seconds)]``.
+
+    ``with_audio=False`` writes no audio stream at all (a source without sound, not a silent one).
 
     Each clip loops from where it last stopped, so a programme of one clip with several shifts is one
     continuous talk whose sound jumps at the part boundaries.
@@ -94,8 +96,9 @@ def render_segments(parts: list[Part], out_dir: str | Path, *, size: tuple[int, 
         video.codec_context.time_base = Fraction(1, FPS)
         video.options = {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
                          "bf": "0"}
-        audio = out.add_stream("aac", rate=RATE)
-        audio.layout = "mono"
+        audio = out.add_stream("aac", rate=RATE) if with_audio else None
+        if audio is not None:
+            audio.layout = "mono"
         frame_index = 0
         for part in parts:
             clip = Path(part.clip)
@@ -114,23 +117,25 @@ def render_segments(parts: list[Part], out_dir: str | Path, *, size: tuple[int, 
                 track = sounds[path]
             n = int(round(part.seconds * FPS))
             for k in range(n):
-                src = cursors[clip] + k
+                src, index = cursors[clip] + k, frame_index
+                frame_index += 1
                 img = av.VideoFrame.from_ndarray(looped.frame(src), format="bgr24")
-                img.pts = frame_index
+                img.pts = index
                 for packet in video.encode(img):
                     out.mux(packet)
-                start = (src + part.shift_frames) * SPF if part.sound == "clip" else frame_index * SPF
+                if audio is None:
+                    continue
+                start = (src + part.shift_frames) * SPF if part.sound == "clip" else index * SPF
                 chunk = _looped_samples(track, start, SPF)
                 sound = av.AudioFrame.from_ndarray(chunk[None, :].astype(np.int16), format="s16", layout="mono")
                 sound.sample_rate = RATE
-                sound.pts = frame_index * SPF
+                sound.pts = index * SPF
                 for packet in audio.encode(sound):
                     out.mux(packet)
-                frame_index += 1
             cursors[clip] += n
         for packet in video.encode():
             out.mux(packet)
-        for packet in audio.encode():
+        for packet in audio.encode() if audio is not None else []:
             out.mux(packet)
     return _segments(playlist)
 

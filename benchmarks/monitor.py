@@ -100,10 +100,10 @@ class Recorder:
 
 
 def run_live(parts: list[Part], options: MonitorOptions, *, size=(224, 224), speed: float = 1.0,
-             during=None, limit_s: float | None = None) -> tuple[Recorder, LiveServer]:
+             during=None, limit_s: float | None = None, with_audio: bool = True) -> tuple[Recorder, LiveServer]:
     """Render ``parts``, serve them live, monitor until the stream has ended (bounded in time)."""
     folder = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
-    segments = render_segments(parts, folder, size=size)
+    segments = render_segments(parts, folder, size=size, with_audio=with_audio)
     recorder = Recorder(first_video_seconds(folder / segments[0][0]))
     server = LiveServer(folder, segments, speed=speed).start()
     server.wait_published(1, 10)
@@ -236,14 +236,15 @@ def scenario_stall(args) -> dict:
 
 def scenario_kinds(args) -> dict:
     out = {}
-    cases = {"no_audio": [Part(TALK, args.seconds, sound=None)],
+    cases = {"no_audio_track": [Part(TALK, args.seconds)], "silence": [Part(TALK, args.seconds, sound=None)],
              "music_only": [Part(TALK, args.seconds, sound=MUSIC)],
              "two_faces_720p": [Part(TWO_FACES, args.seconds)]}
     for name, parts in cases.items():
         size = (1280, 720) if name.endswith("720p") else (224, 224)
         expect = own_offset(TWO_FACES) if name.startswith("two") else own_offset(TALK)
         recorder, _ = run_live(parts, MonitorOptions(window_s=args.window, hop_s=args.hop, expect=expect,
-                                                     give_up_after=15.0), size=size)
+                                                     give_up_after=15.0), size=size,
+                               with_audio=name != "no_audio_track")
         readings = recorder.readings()
         out[name] = {"readings": len(readings), "reliable": sum(e["reliable"] for e in readings),
                      "faces": sorted({e["faces"] for e in readings}),

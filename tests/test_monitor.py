@@ -460,3 +460,15 @@ def _write_shifted(source: Path, target: Path, frames: int) -> None:
 
     audio = shift_audio(load_audio(source), frames)
     write_test_video(target, (img for _, img in iter_frames(source)), audio=audio)
+
+
+def test_a_source_without_sound_gives_unreliable_readings_and_no_alert(clip, tmp_path):
+    """A stream with no audio track at all: every window says so, none alerts, nothing breaks."""
+    segments = render_segments([Part(clip("syncnet_example.avi"), 8.0)], tmp_path, with_audio=False)
+    assert segments
+    events = []
+    options = MonitorOptions(window_s=3.0, hop_s=3.0, threshold=1, consecutive=1)
+    Monitor(str(tmp_path / "all.m3u8"), options, on_event=events.append).run()
+    readings = [e for e in events if e["type"] == "reading"]
+    assert len(readings) == 2 and all(e["note"] == "no audio" and not e["reliable"] for e in readings)
+    assert not [e for e in events if e["type"] == "alert"] and events[-1]["type"] == "ended"
