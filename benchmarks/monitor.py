@@ -298,6 +298,15 @@ def scenario_insync(args) -> dict:
         spread[abs(e["offset_frames"])] = spread.get(abs(e["offset_frames"]), 0) + 1
     rss = [(e["programme_end_s"], e["rss_mb"]) for e in readings]
     after5 = [r for t, r in rss if t >= 300] or [r for _, r in rss]
+    late = [(t, r) for t, r in rss if t >= 300]
+    slope = None
+    if len(late) >= 3:  # least-squares MB per hour of stream from minute 5 on
+        import numpy as np
+
+        slope = round(float(np.polyfit([t / 3600 for t, _ in late], [r for _, r in late], 1)[0]), 1)
+    per_minute = {}
+    for t, r in rss:
+        per_minute[int(t // 60)] = r
     result = {"own_offsets": OWN, "stream_minutes": round(sum(d for _, d in segments) / 60, 1),
               "render_s": round(render_s, 1),
               "wall_s": round(wall, 1), "readings": len(readings), "reliable": len(reliable),
@@ -306,7 +315,8 @@ def scenario_insync(args) -> dict:
               "false_alerts_by_candidate": {f"N={n},M={m}": sum(a["type"] == "alert" for a in replay_rule(
                   readings, n, m, 0)) for n, m in CANDIDATES},
               "rss_mb": {"first": rss[0][1] if rss else None, "from_minute_5_min": min(after5, default=None),
-                         "from_minute_5_max": max(after5, default=None), "last": rss[-1][1] if rss else None}}
+                         "from_minute_5_max": max(after5, default=None), "last": rss[-1][1] if rss else None,
+                         "trend_mb_per_hour_from_minute_5": slope, "by_minute": per_minute}}
     return result
 
 
@@ -335,6 +345,9 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--verbose", action="store_true", help="insync: print every event")
     args = parser.parse_args()
+    from syncnet_fcn.native_logs import filter_native_stderr
+
+    filter_native_stderr()  # mediapipe's routine C++ log lines, once per window, off the terminal
     result = SCENARIOS[args.scenario](args)
     text = json.dumps(result, indent=2, default=str)
     print(text)
