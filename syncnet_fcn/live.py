@@ -21,6 +21,7 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 import av
+from av.stream import Discard
 
 from .errors import InvalidArgumentError
 
@@ -162,8 +163,11 @@ class StreamSource:
             delay = min(delay * 2, self.max_backoff)
 
     def _read(self, container, lost_at: float | None, last_packet_at: float):
-        video = container.streams.video[0]
-        audio = container.streams.audio[0] if container.streams.audio else None
+        video = container.streams.best("video")
+        audio = container.streams.best("audio")
+        for other in container.streams:
+            if other not in (video, audio):
+                other.discard = Discard.all  # an HLS master playlist: the other variants are not fetched
         yield Connection(video, audio)
         streams = [video] + ([audio] if audio is not None else [])
         paced_from = None

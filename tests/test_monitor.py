@@ -109,6 +109,18 @@ def test_cli_refuses_a_file_url_with_one_error_line(capsys):
     assert len(err) == 1 and err[0].startswith("error: cannot monitor")
 
 
+@pytest.mark.parametrize("extra, words", [([], "cannot open"), (["--window", "4", "--hop", "8"], "hop")])
+def test_cli_refuses_a_file_that_is_no_video_and_a_hop_longer_than_the_window(tmp_path, capsys, clip, extra, words):
+    from syncnet_fcn.cli import main
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    source = str(junk) if not extra else str(clip("syncnet_example.avi"))
+    assert main(["monitor", source, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and words in err[0]
+
+
 # -- the reader on a local HLS stream ---------------------------------------------------------------------
 
 

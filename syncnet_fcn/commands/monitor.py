@@ -37,10 +37,13 @@ def add_parser(subparsers) -> None:
 
 
 def cmd_monitor(args) -> int:
-    from ..live import validate_source
+    from ..live import is_network, validate_source
+    from ..media import probe
     from ..monitor import Monitor, MonitorOptions
 
     source = validate_source(args.source, allow_files=True)
+    if not is_network(source):
+        probe(source)  # a file that is no video is refused now (exit 2), not after the engine has loaded
     options = MonitorOptions(window_s=args.window, hop_s=args.hop, engine=args.engine, weights=args.weights,
                              max_offset=args.max_offset, threshold=args.threshold, consecutive=args.consecutive,
                              expect=args.expect, realtime=args.realtime, read_timeout=args.read_timeout,
