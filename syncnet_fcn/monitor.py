@@ -155,6 +155,9 @@ class MonitorOptions:
     give_up_after: float = 300.0
     webhook: str | None = None
     min_track_frames: int = 25
+    #: when scoring is behind a live source, skip windows (True) or let the reader wait (False: every
+    #: window is read, later and later; for audits and tests, while the source keeps what was not read)
+    skip_when_behind: bool = True
 
 
 class Monitor:
@@ -173,7 +176,7 @@ class Monitor:
         self.readings = 0
         self.alerts = 0
         self.state = "starting"
-        self._live = is_network(source) or self.options.realtime
+        self._skips = (is_network(source) or self.options.realtime) and self.options.skip_when_behind
         self._webhook = _Webhook(self.options.webhook, self._emit) if self.options.webhook else None
         WindowCutter(self.options.window_s, self.options.hop_s)  # checks the window and hop now
 
@@ -247,9 +250,10 @@ class Monitor:
     def _offer(self, window: Window) -> None:
         """Leave ``window`` for the scorer; a window still waiting there is skipped (scoring is behind).
 
-        A file read without ``realtime`` has no live edge to keep up with: the reader waits instead.
+        A file read without ``realtime`` has no live edge to keep up with (nor a monitor told not to
+        skip): the reader waits instead.
         """
-        if not self._live:
+        if not self._skips:
             while not self._stop.is_set():
                 try:
                     self._mailbox.put(window, timeout=0.5)
