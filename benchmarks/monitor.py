@@ -211,7 +211,8 @@ def scenario_outage(args) -> dict:
     recorder, _ = run_live([Part(TALK, args.seconds)], options, during=outage)
     readings = recorder.readings()
     down_at = went_down.get("programme_s", float("inf"))
-    return {"server_down_s": down_for, "down_at_programme_s": round(down_at, 1), "reconnected": recorder.of("reconnected"),
+    return {"server_down_s": down_for, "down_at_programme_s": round(down_at, 1),
+            "reconnected": recorder.of("reconnected"),
             "disconnected": len(recorder.of("disconnected")), "retries": len(recorder.of("retrying")),
             "readings": len(readings), "readings_after_outage": sum(e["programme_start_s"] > down_at + down_for
                                                                      for e in readings),
@@ -230,7 +231,8 @@ def scenario_stall(args) -> dict:
                              give_up_after=30.0)
     started = time.monotonic()
     recorder, _ = run_live([Part(TALK, 60)], options, during=stall)
-    return {"frozen_at_programme_s": frozen.get("programme_s"), "retries": len(recorder.of("retrying")), "ended": recorder.of("ended"),
+    return {"frozen_at_programme_s": frozen.get("programme_s"), "retries": len(recorder.of("retrying")),
+            "ended": recorder.of("ended"),
             "readings": len(recorder.readings()), "took_s": round(time.monotonic() - started, 1)}
 
 

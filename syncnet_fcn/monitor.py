@@ -135,7 +135,8 @@ class AlertRule:
 def _alert_message(offset: int, expect: int) -> str:
     off = offset - expect
     lead = "sound early" if off > 0 else "sound late"
-    return f"OUT OF SYNC: offset {offset:+d} frames, {abs(off)} from the expected {expect:+d} ({lead} by {abs(off) / TIMELINE_FPS * 1000:.0f} ms)"
+    ms = abs(off) / TIMELINE_FPS * 1000
+    return f"OUT OF SYNC: offset {offset:+d} frames, {abs(off)} from the expected {expect:+d} ({lead} by {ms:.0f} ms)"
 
 
 @dataclass

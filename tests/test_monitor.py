@@ -343,7 +343,8 @@ def sse_events(response, until, limit_s: float) -> list[tuple[str, dict]]:
         buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
         while "\n\n" in buffer:
             block, buffer = buffer.split("\n\n", 1)
-            fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+            lines = [line for line in block.splitlines() if ": " in line and not line.startswith(":")]
+            fields = dict(line.split(": ", 1) for line in lines)
             if "data" in fields:
                 events.append((fields["event"], json.loads(fields["data"])))
         if until(events) or time.monotonic() > deadline:

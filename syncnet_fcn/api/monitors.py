@@ -173,7 +173,8 @@ def _options(body: dict) -> MonitorOptions:
                           expect=number("expect_frames", 0, int, -15, 15),
                           threshold=number("threshold_frames", DEFAULT_THRESHOLD_FRAMES, int, 1, 15),
                           consecutive=number("consecutive", DEFAULT_CONSECUTIVE, int, 1, 20),
-                          engine=engine, webhook=webhook, give_up_after=number("give_up_after_s", 300.0, float, 5, 3600))
+                          engine=engine, webhook=webhook,
+                          give_up_after=number("give_up_after_s", 300.0, float, 5, 3600))
 
 
 @blueprint.post("/api/monitors")

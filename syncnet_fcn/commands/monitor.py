@@ -20,7 +20,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--hop", type=float, default=5.0, help="seconds between readings (default 5)")
     p.add_argument("--expect", type=int, default=0, help="the offset in frames the stream should read (default 0)")
     p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD_FRAMES,
-                   help=f"alert when the offset is this many frames or more from --expect (default {DEFAULT_THRESHOLD_FRAMES})")
+                   help="alert when the offset is this many frames or more from --expect "
+                        f"(default {DEFAULT_THRESHOLD_FRAMES})")
     p.add_argument("--consecutive", type=int, default=DEFAULT_CONSECUTIVE,
                    help=f"… for this many reliable windows in a row (default {DEFAULT_CONSECUTIVE})")
     p.add_argument("--jsonl", help="also append every reading and event to this file, one JSON object a line")
