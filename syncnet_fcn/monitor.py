@@ -204,6 +204,7 @@ class Monitor:
             while True:
                 item = self._mailbox.get()
                 if isinstance(item, dict):  # the reader's last word
+                    self._close_webhook()  # its last posts (or failures) are said before "ended"
                     self._emit({**item, "readings": self.readings, "skipped": self.skipped, "alerts": self.alerts})
                     break
                 try:
@@ -215,9 +216,13 @@ class Monitor:
             self._drain()
             reader.join(timeout=opts.read_timeout + 5)
             shutil.rmtree(workdir, ignore_errors=True)
-            if self._webhook is not None:
-                self._webhook.close()
+            self._close_webhook()
             self.state = "stopped"
+
+    def _close_webhook(self) -> None:
+        if self._webhook is not None:
+            self._webhook.close()
+            self._webhook = None
 
     # -- reader thread ---------------------------------------------------------------------------------
 

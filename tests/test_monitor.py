@@ -486,3 +486,55 @@ def test_a_source_without_sound_gives_unreliable_readings_and_no_alert(clip, tmp
     readings = [e for e in events if e["type"] == "reading"]
     assert len(readings) == 2 and all(e["note"] == "no audio" and not e["reliable"] for e in readings)
     assert not [e for e in events if e["type"] == "alert"] and events[-1]["type"] == "ended"
+
+
+# -- the webhook -------------------------------------------------------------------------------------------
+
+
+class _SteadyPipeline:
+    """Stands in for SyncPipeline: one face, always reliable at ``offset`` (the alert path is under test)."""
+
+    def __init__(self, offset: int):
+        self.offset = offset
+
+    def analyze(self, path):
+        from types import SimpleNamespace
+
+        sync = SimpleNamespace(offset_frames=self.offset, confidence=7.0, reliable=True, note="")
+        track = SimpleNamespace(track_id=0, sync=sync, track=SimpleNamespace(bbox_summary=lambda: {}))
+        return {"stand-in": SimpleNamespace(tracks=[track], main=track)}
+
+
+def test_webhook_receives_each_alert_as_json_and_a_dead_one_is_reported(clip):
+    import http.server
+    import json
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        events = []
+        options = MonitorOptions(window_s=4.0, hop_s=4.0, threshold=2, consecutive=1, webhook=url)
+        Monitor(str(clip("syncnet_example.avi")), options, on_event=events.append, pipeline=_SteadyPipeline(6)).run()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [e["type"] for e in events if e["type"] == "alert"] == ["alert"]
+    assert len(received) == 1 and received[0]["type"] == "alert" and received[0]["offset_frames"] == 6
+    assert received[0]["source"].endswith("syncnet_example.avi")
+
+    events = []
+    options = MonitorOptions(window_s=4.0, hop_s=4.0, threshold=2, consecutive=1, webhook=url)  # now closed
+    Monitor(str(clip("syncnet_example.avi")), options, on_event=events.append, pipeline=_SteadyPipeline(6)).run()
+    assert any(e["type"] == "webhook_failed" for e in events) and events[-1]["type"] == "ended"
