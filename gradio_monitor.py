@@ -42,7 +42,7 @@ def _status(monitor: Monitor, readings: list[dict]) -> str:
     r = readings[-1]
     offset = "–" if r["offset_frames"] is None else f"{r['offset_frames']:+d}"
     sync = "in sync" if monitor.rule.in_sync else "**OUT OF SYNC**"
-    return (f"{sync} · stream {r['stream_end_s']:.0f} s · faces {r['faces']} · offset {offset} frames · "
+    return (f"{sync} · stream {r['stream_end_s']:.0f} s · faces {'–' if r['faces'] is None else r['faces']} · offset {offset} frames · "
             f"{'reliable' if r['reliable'] else 'unreliable'} · latency {r['latency_s']:.1f} s · "
             f"{monitor.readings} windows, {monitor.skipped} skipped, {monitor.alerts} alerts")
 

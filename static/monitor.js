@@ -50,7 +50,7 @@
       points.push(r);
       if (points.length > MAX_POINTS) points.shift();
       const offset = r.offset_frames === null ? "–" : (r.offset_frames > 0 ? "+" : "") + r.offset_frames;
-      say(`stream ${r.stream_end_s.toFixed(1)} s · faces ${r.faces} · offset ${offset} · ` +
+      say(`stream ${r.stream_end_s.toFixed(1)} s · faces ${r.faces === null ? "–" : r.faces} · offset ${offset} · ` +
           `confidence ${r.confidence === null ? "–" : r.confidence.toFixed(2)} · ${r.reliable ? "reliable" : "unreliable"} · ` +
           `latency ${r.latency_s.toFixed(1)} s · skipped ${r.skipped_so_far}`);
       draw();

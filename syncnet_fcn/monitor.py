@@ -51,7 +51,7 @@ class WindowReading:
     source_start_s: float  # the window on the source's own clock (its timestamps)
     source_end_s: float
     wall_time: str  # UTC, ISO 8601, when the reading was made
-    faces: int
+    faces: int | None  # None: not looked for (no audio to compare the faces with)
     speaking_face: int | None
     offset_frames: int | None
     confidence: float | None
@@ -322,7 +322,7 @@ class Monitor:
         except NoFaceError:
             note = "no face"
         except NoAudioError:
-            note = "no audio"
+            note, faces = "no audio", None
         except SyncNetError as exc:  # an undecodable window, say: this window is lost, the monitor goes on
             self._emit({"type": "window_error", "window": window.index, "message": exc.message})
             return

@@ -485,6 +485,7 @@ def test_a_source_without_sound_gives_unreliable_readings_and_no_alert(clip, tmp
     Monitor(str(tmp_path / "all.m3u8"), options, on_event=events.append).run()
     readings = [e for e in events if e["type"] == "reading"]
     assert len(readings) == 2 and all(e["note"] == "no audio" and not e["reliable"] for e in readings)
+    assert all(e["faces"] is None for e in readings)  # not looked for, rather than "no face"
     assert not [e for e in events if e["type"] == "alert"] and events[-1]["type"] == "ended"
 
 

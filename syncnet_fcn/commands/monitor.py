@@ -91,8 +91,9 @@ def format_event(event: dict) -> str:
         offset = "-" if event["offset_frames"] is None else f"{event['offset_frames']:+d}"
         conf = "-" if event["confidence"] is None else f"{event['confidence']:.2f}"
         speaker = "-" if event["speaking_face"] is None else str(event["speaking_face"])
+        faces = "-" if event["faces"] is None else str(event["faces"])
         note = f"  {event['note']}" if event.get("note") else ""
-        return (f"{span:>17s}  {event['wall_time'][11:23]}  {event['faces']:5d}  {speaker:>7s}  {offset:>6s}  "
+        return (f"{span:>17s}  {event['wall_time'][11:23]}  {faces:>5s}  {speaker:>7s}  {offset:>6s}  "
                 f"{conf:>5s}  {'yes' if event['reliable'] else 'no ':8s}  {event['latency_s']:5.1f} s{note}")
     if kind in ("alert", "back_in_sync"):
         return f"*** {event['message']} (since stream {_clock(event['since_stream_s'])})"
