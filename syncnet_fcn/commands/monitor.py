@@ -81,7 +81,7 @@ def cmd_monitor(args) -> int:
     return 0
 
 
-HEADER = f"{'stream time':>17s}  {'wall clock (UTC)':12s}  faces  speaker  offset  conf   reliable  latency"
+HEADER = f"{'stream time':>17s}  {'UTC':12s}  faces  speaker  offset  conf   reliable  latency"
 
 
 def format_event(event: dict) -> str:
