@@ -36,6 +36,7 @@ from werkzeug.exceptions import HTTPException
 from syncnet_fcn import __version__, memory, plots, service
 from syncnet_fcn.api.uploads import receive_upload
 from syncnet_fcn.api import timeline as timeline_api
+from syncnet_fcn.api import monitors as monitors_api
 from syncnet_fcn.errors import InvalidArgumentError, SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
 
@@ -230,6 +231,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(importlib.import_module("syncnet_fcn.api.eval").blueprint)
     app.register_blueprint(importlib.import_module("syncnet_fcn.api.fix").blueprint)
     app.register_blueprint(timeline_api.bp)
+    app.register_blueprint(monitors_api.blueprint)
 
     @app.before_request
     def require_api_key():

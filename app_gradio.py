@@ -31,6 +31,7 @@ from syncnet_fcn.errors import SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
 
 from gradio_fix import build_fix_tab  # noqa: E402  (beside this file)
+from gradio_monitor import build_monitor_tab
 
 log = logging.getLogger("syncnet_fcn.app_gradio")
 HERE = Path(__file__).resolve().parent
@@ -238,6 +239,7 @@ def build_demo() -> gr.Blocks:
                                      interactive=False, elem_id="details")
                 result_file = gr.File(label="Full JSON result", interactive=False, height=90, elem_id="result-json")
         timeline_tab()
+        build_monitor_tab()
         gr.Markdown(f"<small>syncnet_fcn {__version__} · confidence is LSE-C, min distance is LSE-D "
                     "(SyncNet's measures).</small>")
         run.click(analyze, inputs=[video, engines, max_offset],

@@ -1,4 +1,4 @@
-"""Command line: ``syncnet-fcn detect | engines | weights | calibrate | train``.
+"""Command line: ``syncnet-fcn detect | engines | weights | calibrate | train | monitor``.
 
 User errors print one line (``error: …``) on stderr and exit with code 2; no traceback.
 """
@@ -17,6 +17,7 @@ from . import SIGN_CONVENTION, __version__
 from .commands import timeline as timeline_command
 from .errors import InvalidArgumentError, SyncNetError
 from .commands.progress import StageProgressBar as _ProgressBar
+from .commands import monitor as monitor_command
 from .native_logs import filter_native_stderr
 
 EXIT_USAGE = 2
@@ -99,6 +100,7 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
         _add_train_arguments(p)
     importlib.import_module(".commands.eval", __package__).add_parser(sub)
     importlib.import_module(".commands.fix", __package__).add_parser(sub)
+    monitor_command.add_parser(sub)
     return parser
 
 

@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..cli import _ProgressBar
+    from .progress import StageProgressBar as _ProgressBar
     from ..timeline import PersonSpec, TimelinePipeline
     from ..tracking import TrackingOptions
     from ..writers import get_writer, writer_for_path
