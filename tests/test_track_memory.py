@@ -14,7 +14,7 @@ from dataclasses import fields, is_dataclass
 import numpy as np
 import pytest
 
-from conftest import REPO, write_test_video
+from conftest import REPO, clip_path, write_test_video
 from syncnet_fcn.media import iter_frames, load_audio
 from syncnet_fcn.pipeline import SyncPipeline
 
@@ -55,10 +55,9 @@ def array_bytes(root) -> int:
 
 @pytest.fixture(scope="module")
 def three_shots(tmp_path_factory):
-    """Three hard cuts between two real talking faces: 4 s of each, then the first again."""
-    from conftest import clip_path
-
-    parts = [(clip_path("pcavs_00098.mp4"), 0), (clip_path("syncnet_example.avi"), 0), (clip_path("pcavs_00098.mp4"), 100)]
+    """Three shots of two real talking faces with hard cuts between: 4 s of each, then 4 more s of the first."""
+    parts = [(clip_path("pcavs_00098.mp4"), 0), (clip_path("syncnet_example.avi"), 0),
+             (clip_path("pcavs_00098.mp4"), 100)]
     frames, audio = [], []
     for path, start in parts:
         frames += [image for _, image in iter_frames(path, start_frame=start, end_frame=start + 100)]

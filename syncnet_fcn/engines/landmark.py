@@ -1,41 +1,41 @@
 """The embedded ``landmark`` engine: lip movement from mediapipe's face mesh against the sound.
 
 Needs no downloaded weights: mediapipe ships the face-mesh model, and the small models this engine
-learns live in the package (``data/landmark_model.pt``, ``data/landmark_calibration.json``).
+learns live in the package (``data/landmark_model.pt``, ``data/landmark_calibration.json``). Its
+parts live in :mod:`syncnet_fcn.landmark`, one job a module; this module runs them on a track's crops.
 
 Per face track:
 
-1. the face mesh runs on every 224×224 crop in tracking mode (:mod:`syncnet_fcn.landmark.mouth`) and gives
+1. the face mesh runs on every 224×224 crop in tracking mode (``landmark.mouth``) and gives
    pose-normalised lip features per 25 fps frame, and beside them the mouth image cut in a face frame
-   fixed by the skull (:class:`~syncnet_fcn.landmark.mouth.MouthRegion`), reduced to its low spatial
-   frequencies — teeth, tongue and the dark of an open mouth, which the lip contour does not show;
-2. the track's audio gives speech features on the same timeline (:func:`~syncnet_fcn.landmark.audio_features.audio_frame_features`: for
+   fixed by the skull (``MouthRegion``), reduced to its low spatial frequencies — teeth, tongue and
+   the dark of an open mouth, which the lip contour does not show;
+2. the track's audio gives speech features on the same timeline (``landmark.audio_features``: for
    each of the four 10 ms steps of a frame, 13 MFCC, speech-band log energy and spectral flux);
-3. the stored members — each fitted on lip features alone or on lips plus mouth image — score every
-   frame against the audio of every candidate offset with two audio–lip models:
+3. the stored members (``landmark.models``) — each fitted on lip features alone or on lips plus mouth
+   image — score every frame against the audio of every candidate offset with two audio–lip models:
 
-   * a canonical correlation model (CCA, :func:`~syncnet_fcn.landmark.models.fit_cca`): the directions in which lips and ±2 frames
-     of sound co-vary linearly; the score is the product of the two projections;
-   * :class:`LipSyncNet`, two small temporal convolution encoders trained (:func:`~syncnet_fcn.landmark.training.train_net`) so that
+   * a canonical correlation model (CCA): the directions in which lips and ±2 frames of sound co-vary
+     linearly; the score is the product of the two projections;
+   * ``LipSyncNet``, two small temporal convolution encoders trained (``landmark.training``) so that
      the cosine similarity of lip and sound embeddings peaks at the true alignment against ±8 frames;
 
    every model's per-frame scores are centred and scaled over the track (so they add fairly) and
-   averaged. A pair whose audio lies beyond the track, or is digital silence (:func:`~syncnet_fcn.landmark.audio_features.heard_frames`:
-   audio that is not there, such as the gap a shifted or late-starting track leaves), counts as a
-   typical pair (score 0), as SyncNet's zero padding does, so that barely-overlapping extreme offsets
-   cannot win by noise;
+   averaged. A pair whose audio lies beyond the track, or is digital silence (audio that is not
+   there, such as the gap a shifted or late-starting track leaves), counts as a typical pair (score
+   0), as SyncNet's zero padding does, so that barely-overlapping extreme offsets cannot win by noise;
 4. ``dists = −score`` averaged over 5-frame windows gives the usual ``(windows, 2*max_offset+1)``
-   matrix and :func:`syncnet_fcn.scoring.summarize` the offset, confidence and the rest. Offsets are
-   corrected by the calibrated lead of lips over sound (:func:`~syncnet_fcn.landmark.calibration.calibrate`), applied as a sub-frame
-   audio delay before scoring.
+   matrix and :func:`syncnet_fcn.scoring.summarize` the offset, confidence and the rest
+   (``landmark.reading``). Offsets are corrected by the calibrated lead of lips over sound
+   (``landmark.calibration``), applied as a sub-frame audio delay before scoring.
 
 Confidence is the original's ``median(curve) − min(curve)`` — the score's gain at the best offset over
 a typical one, in units of the per-frame score's spread — times the square root of the frames with a
 face mesh, so that a word and a speech are judged on one scale (roughly: standard errors by which the
 best offset stands out). Tracks below the calibrated ``reliable_confidence`` — the highest confidence
 seen for faces paired with other clips' audio — are flagged unreliable. ``per_frame_confidence``
-(:func:`~syncnet_fcn.landmark.reading.local_confidence`) asks the same question of the second around each frame, at the track's
-offset, so that a face heard only part of the time stands out where it is heard.
+asks the same question of the second around each frame, at the track's offset, so that a face heard
+only part of the time stands out where it is heard.
 """
 
 from __future__ import annotations
