@@ -51,6 +51,9 @@ from .base import SyncEngine, TrackScorer, TrackSync
 
 __all__ = ["LandmarkEngine", "MultiAudioScorer", "landmark_available"]
 
+# Face-mesh instances per track, and threads they run on: one per core, at most two.
+MESH_WORKERS = min(2, os.cpu_count() or 1)
+
 
 class _LandmarkCollector:
     """Face mesh on a track's crops as they arrive; the audio side waits for :meth:`landmarks`.
@@ -61,18 +64,18 @@ class _LandmarkCollector:
     afterwards, in frame order, with one :class:`~syncnet_fcn.landmark.mouth.MouthRegion` for the whole track.
     Of each chunk only what the scoring reads is kept — the mesh's feature points and the mouth image's
     low frequencies, about 1 kB a frame instead of 7 — so that a track hours long fits in memory.
+    The threads are the engine's (``pool``), shared by all its tracks: new threads for every track of
+    an edited video would each leave the allocator another arena of memory.
     """
 
-    def __init__(self, n_frames: int, workers: int | None = None):
+    def __init__(self, n_frames: int, pool):
         from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
 
         from ..landmark.mouth import FaceMeshTracker, MouthRegion
 
         self.n_frames = n_frames
-        workers = workers or min(2, os.cpu_count() or 1)
-        self._meshes = [FaceMeshTracker() for _ in range(workers)]
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="face-mesh")
+        self._meshes = [FaceMeshTracker() for _ in range(MESH_WORKERS)]
+        self._pool = pool
         self._pending: deque = deque()  # (future landmarks, crops), oldest first
         self._region = MouthRegion()
         self._landmarks: list[np.ndarray] = []
@@ -96,7 +99,12 @@ class _LandmarkCollector:
         self._appearance.append(mouth_appearance(self._region.extract_all(crops, landmarks), found))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        from concurrent.futures import wait
+
+        for future, _ in self._pending:
+            future.cancel()
+        wait([future for future, _ in self._pending])  # no mesh is closed while it runs
+        self._pending.clear()
         for mesh in self._meshes:
             mesh.close()
         self._meshes = []
@@ -124,7 +132,7 @@ class LandmarkTrackScorer(TrackScorer):
         self.audio = np.asarray(audio)
         self.max_offset = max_offset
         self.engine = engine
-        self._collector = _LandmarkCollector(n_frames)
+        self._collector = _LandmarkCollector(n_frames, engine.mesh_pool)
 
     def push(self, crops: np.ndarray) -> None:
         self._collector.push(crops)
@@ -142,7 +150,7 @@ class MultiAudioScorer:
         self.audios = [np.asarray(a) for a in audios]
         self.max_offset = max_offset
         self.engine = engine
-        self._collector = _LandmarkCollector(n_frames)
+        self._collector = _LandmarkCollector(n_frames, engine.mesh_pool)
 
     def push(self, crops: np.ndarray) -> None:
         self._collector.push(crops)
@@ -166,6 +174,16 @@ class LandmarkEngine(SyncEngine):
             raise EngineUnavailableError(f"landmark engine unavailable: {reason}")
         self.models = models or load_models()
         self.calibration = calibration or load_calibration()
+        self._mesh_pool = None
+
+    @property
+    def mesh_pool(self):
+        """The threads every track's face meshes run on (:data:`MESH_WORKERS`), made once."""
+        if self._mesh_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._mesh_pool = ThreadPoolExecutor(MESH_WORKERS, thread_name_prefix="face-mesh")
+        return self._mesh_pool
 
     @property
     def speaking_threshold(self) -> float:
