@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .crops import iter_track_crops
-from .engines import ENGINE_NAMES, SyncEngine, create_engine
+from .engines import ENGINE_NAMES, SyncEngine, TrackScorer, TrackSync, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
 from .media import load_audio, prefetched, probe, track_audio
 from .report import SyncReport, TrackResult, attribute_speakers
@@ -125,37 +125,12 @@ class SyncPipeline:
         if not tracks:
             raise NoFaceError(self._no_face_message(video, info))
 
-        scorers = {
-            (track.track_id, name): engine.start_track(
-                track_audio(audio, track.start_frame, track.n_frames), track.n_frames, self.max_offset
-            )
-            for track in tracks
+        readings, engine_time, timings["crops_s"] = self._read_tracks(video, tracks, audio, progress)
+
+        results: dict[str, list[TrackResult]] = {
+            name: [TrackResult(track, readings[(track.track_id, name)], engine.speaking_threshold) for track in tracks]
             for name, engine in self.engines.items()
         }
-        engine_time = dict.fromkeys(self.engines, 0.0)
-        total_frames = sum(t.n_frames for t in tracks)
-        pushed = 0
-        t0 = time.perf_counter()
-        crop_chunks = iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK)
-        for track_id, _first, crops in prefetched(crop_chunks, depth=2):
-            for name in self.engines:
-                t1 = time.perf_counter()
-                scorers[(track_id, name)].push(crops)
-                engine_time[name] += time.perf_counter() - t1
-            pushed += len(crops)
-            if progress is not None:
-                progress("sync", min(1.0, pushed / max(total_frames, 1)))
-        # time spent waiting for crops (decoding runs ahead in a thread): what the engines spent
-        # inside push() is theirs
-        timings["crops_s"] = time.perf_counter() - t0 - sum(engine_time.values())
-
-        results: dict[str, list[TrackResult]] = {name: [] for name in self.engines}
-        for track in tracks:
-            for name, engine in self.engines.items():
-                t1 = time.perf_counter()
-                sync = scorers[(track.track_id, name)].finish()
-                engine_time[name] += time.perf_counter() - t1
-                results[name].append(TrackResult(track, sync, engine.speaking_threshold))
         for name, engine in self.engines.items():
             attribute_speakers(results[name], engine.relative_speaking_threshold, engine.per_frame_confidence_at)
         total = time.perf_counter() - started
@@ -186,6 +161,59 @@ class SyncPipeline:
         if info.damage_note:
             message += f"; {info.damage_note}"
         return message
+
+    def _read_tracks(self, video, tracks: list[FaceTrack], audio: np.ndarray, progress: ProgressCallback | None):
+        """Every engine's reading of every track: ``({(track_id, engine): TrackSync}, {engine: seconds
+        spent}, seconds spent waiting for crops)``.
+
+        A track's scorers start with its first crops and are finished, and dropped, after its last:
+        an engine's working data (a face mesh per core, a track's audio features) lives only while
+        its track is on screen, so an edited video's hundreds of shots cost no more than one.
+        """
+        by_id = {track.track_id: track for track in tracks}
+        remaining = {track.track_id: track.n_frames for track in tracks}
+        scorers: dict[tuple[int, str], TrackScorer] = {}
+        readings: dict[tuple[int, str], TrackSync] = {}
+        engine_time = dict.fromkeys(self.engines, 0.0)
+
+        def start(track: FaceTrack, name: str) -> TrackScorer:
+            span = track_audio(audio, track.start_frame, track.n_frames)
+            return self.engines[name].start_track(span, track.n_frames, self.max_offset)
+
+        def finish(track: FaceTrack) -> None:
+            for name in self.engines:
+                t1 = time.perf_counter()
+                scorer = scorers.pop((track.track_id, name), None)
+                if scorer is None:  # no crops came for this track
+                    scorer = start(track, name)
+                readings[(track.track_id, name)] = scorer.finish()
+                engine_time[name] += time.perf_counter() - t1
+
+        total_frames = sum(t.n_frames for t in tracks)
+        pushed = 0
+        t0 = time.perf_counter()
+        crop_chunks = iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK)
+        for track_id, _first, crops in prefetched(crop_chunks, depth=2):
+            track = by_id[track_id]
+            for name in self.engines:
+                t1 = time.perf_counter()
+                if (track_id, name) not in scorers:
+                    scorers[(track_id, name)] = start(track, name)
+                scorers[(track_id, name)].push(crops)
+                engine_time[name] += time.perf_counter() - t1
+            remaining[track_id] -= len(crops)
+            if remaining[track_id] <= 0:
+                finish(track)
+            pushed += len(crops)
+            if progress is not None:
+                progress("sync", min(1.0, pushed / max(total_frames, 1)))
+        # time spent waiting for crops (decoding runs ahead in a thread): what the engines spent
+        # starting, fed and finishing tracks is theirs
+        waited = time.perf_counter() - t0 - sum(engine_time.values())
+        for track in tracks:
+            if (track.track_id, next(iter(self.engines))) not in readings:
+                finish(track)  # fewer crops than announced: the scorer says what it makes of them
+        return readings, engine_time, waited
 
     def run(self, video: str | Path, **kwargs) -> SyncReport:
         """The report of the first (or only) engine."""

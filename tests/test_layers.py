@@ -45,7 +45,8 @@ def test_the_code_keeps_its_layer_contracts():
 )
 def test_a_wrong_way_import_breaks_the_contracts(tmp_path, module, wrong_import):
     for package in PACKAGES:
-        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pt", "*.json", "__pycache__"))
+        shutil.copytree(REPO / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("*.pt", "*.json", "__pycache__"))
     planted = tmp_path / module
     planted.write_text(planted.read_text() + f"\n{wrong_import}  # planted by the test\n")
     result = lint_imports(tmp_path)

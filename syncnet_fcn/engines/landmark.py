@@ -1,41 +1,41 @@
 """The embedded ``landmark`` engine: lip movement from mediapipe's face mesh against the sound.
 
 Needs no downloaded weights: mediapipe ships the face-mesh model, and the small models this engine
-learns live in the package (``data/landmark_model.pt``, ``data/landmark_calibration.json``).
+learns live in the package (``data/landmark_model.pt``, ``data/landmark_calibration.json``). Its
+parts live in :mod:`syncnet_fcn.landmark`, one job a module; this module runs them on a track's crops.
 
 Per face track:
 
-1. the face mesh runs on every 224×224 crop in tracking mode (:mod:`syncnet_fcn.landmark.mouth`) and gives
+1. the face mesh runs on every 224×224 crop in tracking mode (``landmark.mouth``) and gives
    pose-normalised lip features per 25 fps frame, and beside them the mouth image cut in a face frame
-   fixed by the skull (:class:`~syncnet_fcn.landmark.mouth.MouthRegion`), reduced to its low spatial
-   frequencies — teeth, tongue and the dark of an open mouth, which the lip contour does not show;
-2. the track's audio gives speech features on the same timeline (:func:`~syncnet_fcn.landmark.audio_features.audio_frame_features`: for
+   fixed by the skull (``MouthRegion``), reduced to its low spatial frequencies — teeth, tongue and
+   the dark of an open mouth, which the lip contour does not show;
+2. the track's audio gives speech features on the same timeline (``landmark.audio_features``: for
    each of the four 10 ms steps of a frame, 13 MFCC, speech-band log energy and spectral flux);
-3. the stored members — each fitted on lip features alone or on lips plus mouth image — score every
-   frame against the audio of every candidate offset with two audio–lip models:
+3. the stored members (``landmark.models``) — each fitted on lip features alone or on lips plus mouth
+   image — score every frame against the audio of every candidate offset with two audio–lip models:
 
-   * a canonical correlation model (CCA, :func:`~syncnet_fcn.landmark.models.fit_cca`): the directions in which lips and ±2 frames
-     of sound co-vary linearly; the score is the product of the two projections;
-   * :class:`LipSyncNet`, two small temporal convolution encoders trained (:func:`~syncnet_fcn.landmark.training.train_net`) so that
+   * a canonical correlation model (CCA): the directions in which lips and ±2 frames of sound co-vary
+     linearly; the score is the product of the two projections;
+   * ``LipSyncNet``, two small temporal convolution encoders trained (``landmark.training``) so that
      the cosine similarity of lip and sound embeddings peaks at the true alignment against ±8 frames;
 
    every model's per-frame scores are centred and scaled over the track (so they add fairly) and
-   averaged. A pair whose audio lies beyond the track, or is digital silence (:func:`~syncnet_fcn.landmark.audio_features.heard_frames`:
-   audio that is not there, such as the gap a shifted or late-starting track leaves), counts as a
-   typical pair (score 0), as SyncNet's zero padding does, so that barely-overlapping extreme offsets
-   cannot win by noise;
+   averaged. A pair whose audio lies beyond the track, or is digital silence (audio that is not
+   there, such as the gap a shifted or late-starting track leaves), counts as a typical pair (score
+   0), as SyncNet's zero padding does, so that barely-overlapping extreme offsets cannot win by noise;
 4. ``dists = −score`` averaged over 5-frame windows gives the usual ``(windows, 2*max_offset+1)``
-   matrix and :func:`syncnet_fcn.scoring.summarize` the offset, confidence and the rest. Offsets are
-   corrected by the calibrated lead of lips over sound (:func:`~syncnet_fcn.landmark.calibration.calibrate`), applied as a sub-frame
-   audio delay before scoring.
+   matrix and :func:`syncnet_fcn.scoring.summarize` the offset, confidence and the rest
+   (``landmark.reading``). Offsets are corrected by the calibrated lead of lips over sound
+   (``landmark.calibration``), applied as a sub-frame audio delay before scoring.
 
 Confidence is the original's ``median(curve) − min(curve)`` — the score's gain at the best offset over
 a typical one, in units of the per-frame score's spread — times the square root of the frames with a
 face mesh, so that a word and a speech are judged on one scale (roughly: standard errors by which the
 best offset stands out). Tracks below the calibrated ``reliable_confidence`` — the highest confidence
 seen for faces paired with other clips' audio — are flagged unreliable. ``per_frame_confidence``
-(:func:`~syncnet_fcn.landmark.reading.local_confidence`) asks the same question of the second around each frame, at the track's
-offset, so that a face heard only part of the time stands out where it is heard.
+asks the same question of the second around each frame, at the track's offset, so that a face heard
+only part of the time stands out where it is heard.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ from .base import SyncEngine, TrackScorer, TrackSync
 
 __all__ = ["LandmarkEngine", "MultiAudioScorer", "landmark_available"]
 
+# Face-mesh instances per track, and threads they run on: one per core, at most two.
+MESH_WORKERS = min(2, os.cpu_count() or 1)
+
 
 class _LandmarkCollector:
     """Face mesh on a track's crops as they arrive; the audio side waits for :meth:`landmarks`.
@@ -61,18 +64,18 @@ class _LandmarkCollector:
     afterwards, in frame order, with one :class:`~syncnet_fcn.landmark.mouth.MouthRegion` for the whole track.
     Of each chunk only what the scoring reads is kept — the mesh's feature points and the mouth image's
     low frequencies, about 1 kB a frame instead of 7 — so that a track hours long fits in memory.
+    The threads are the engine's (``pool``), shared by all its tracks: new threads for every track of
+    an edited video would each leave the allocator another arena of memory.
     """
 
-    def __init__(self, n_frames: int, workers: int | None = None):
+    def __init__(self, n_frames: int, pool):
         from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
 
         from ..landmark.mouth import FaceMeshTracker, MouthRegion
 
         self.n_frames = n_frames
-        workers = workers or min(2, os.cpu_count() or 1)
-        self._meshes = [FaceMeshTracker() for _ in range(workers)]
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="face-mesh")
+        self._meshes = [FaceMeshTracker() for _ in range(MESH_WORKERS)]
+        self._pool = pool
         self._pending: deque = deque()  # (future landmarks, crops), oldest first
         self._region = MouthRegion()
         self._landmarks: list[np.ndarray] = []
@@ -96,7 +99,12 @@ class _LandmarkCollector:
         self._appearance.append(mouth_appearance(self._region.extract_all(crops, landmarks), found))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        from concurrent.futures import wait
+
+        for future, _ in self._pending:
+            future.cancel()
+        wait([future for future, _ in self._pending])  # no mesh is closed while it runs
+        self._pending.clear()
         for mesh in self._meshes:
             mesh.close()
         self._meshes = []
@@ -124,7 +132,7 @@ class LandmarkTrackScorer(TrackScorer):
         self.audio = np.asarray(audio)
         self.max_offset = max_offset
         self.engine = engine
-        self._collector = _LandmarkCollector(n_frames)
+        self._collector = _LandmarkCollector(n_frames, engine.mesh_pool)
 
     def push(self, crops: np.ndarray) -> None:
         self._collector.push(crops)
@@ -142,7 +150,7 @@ class MultiAudioScorer:
         self.audios = [np.asarray(a) for a in audios]
         self.max_offset = max_offset
         self.engine = engine
-        self._collector = _LandmarkCollector(n_frames)
+        self._collector = _LandmarkCollector(n_frames, engine.mesh_pool)
 
     def push(self, crops: np.ndarray) -> None:
         self._collector.push(crops)
@@ -166,6 +174,16 @@ class LandmarkEngine(SyncEngine):
             raise EngineUnavailableError(f"landmark engine unavailable: {reason}")
         self.models = models or load_models()
         self.calibration = calibration or load_calibration()
+        self._mesh_pool = None
+
+    @property
+    def mesh_pool(self):
+        """The threads every track's face meshes run on (:data:`MESH_WORKERS`), made once."""
+        if self._mesh_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._mesh_pool = ThreadPoolExecutor(MESH_WORKERS, thread_name_prefix="face-mesh")
+        return self._mesh_pool
 
     @property
     def speaking_threshold(self) -> float:
