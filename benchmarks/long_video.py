@@ -1,12 +1,18 @@
 """Peak memory against video length: does anything grow with duration but the small per-frame results?
 
-Builds videos of the requested lengths by looping one real clip (re-encoded with its own audio, H.264
+Builds videos of the requested lengths by looping a real clip (re-encoded with its own audio, H.264
 + AAC), then runs the whole pipeline on each in a fresh process (``pipeline_speed.py``'s child) and
 prints wall time, peak RSS and the growth of peak RSS per added minute. A live-stream recording of
-5 hours is 300 minutes: multiply.
+5 hours is 300 minutes: multiply. Two videos per length: ``one-track`` loops a clip whose loops join
+into one face track; ``many-shot`` loops a short clip whose every loop is a cut, so an edited video's
+many short face tracks (a 10-minute video of ``pcavs_00098``: 61 tracks) — then the difference of the
+two at one length is what the extra tracks cost. ``--readings`` keeps every run's report, to check
+that a change leaves every track's reading as it was.
 
-    python benchmarks/long_video.py [--minutes 1 10 30] [--engines landmark] [--clip edtalk_pose_source2.mp4]
-                                    [--workdir DIR] [--json out.json]
+    python benchmarks/long_video.py [--minutes 1 10 30] [--engines landmark,fcn,syncnet]
+        [--weights checkpoints/syncnet_light.pt] [--clip edtalk_pose_source2.mp4]
+        [--many-shot-clip pcavs_00098.mp4] [--videos one-track,many-shot] [--workdir DIR]
+        [--readings DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -54,13 +60,31 @@ def looped_video(source: Path, minutes: float, out: Path) -> Path:
     return out
 
 
+def run_child(video: Path, engine: str, weights: str, report: Path | None) -> dict | None:
+    """One pipeline run in a fresh process (``pipeline_speed.py``'s child): its row, or None if it failed."""
+    import pipeline_speed
+
+    command = [sys.executable, pipeline_speed.__file__, "--child", str(video), engine, weights]
+    if report is not None:
+        command += ["--report", str(report)]
+    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if proc.returncode != 0:
+        print(f"{video.name} / {engine}: failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 30])
     parser.add_argument("--engines", default="landmark")
     parser.add_argument("--clip", default="edtalk_pose_source2.mp4", help="a clip of ../shared/clips to loop")
+    parser.add_argument("--many-shot-clip", default="pcavs_00098.mp4",
+                        help="a short clip looped into a many-shot video: every loop is a cut and a new face track")
+    parser.add_argument("--videos", default="one-track,many-shot", help="which of the two looped videos to run")
     parser.add_argument("--weights", help="real weights for syncnet/fcn (default: random official-size)")
     parser.add_argument("--workdir", help="where the looped videos are kept (default: a temporary folder)")
+    parser.add_argument("--readings", help="write each run's report (every track's reading) to this folder")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
 
@@ -68,31 +92,46 @@ def main() -> None:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="syncnet_fcn_long_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    source = CLIPS / args.clip
+    readings = Path(args.readings) if args.readings else None
+    if readings is not None:
+        readings.mkdir(parents=True, exist_ok=True)
+    sources = {"one-track": CLIPS / args.clip, "many-shot": CLIPS / args.many_shot_clip}
+    kinds = args.videos.split(",")
     rows = []
     for engine in args.engines.split(","):
         weights = "-"
         if engine in ("syncnet", "fcn"):
             weights = args.weights or pipeline_speed.random_official_weights()
         engine_rows = []
+        for kind in kinds:
+            for minutes in sorted(args.minutes):
+                source = sources[kind]
+                video = looped_video(source, minutes, workdir / f"{source.stem}_{minutes:g}min.mp4")
+                report = None if readings is None else readings / f"{video.stem}.{engine}.json"
+                row = run_child(video, engine, weights, report)
+                if row is None:
+                    continue
+                row |= {"minutes": minutes, "kind": kind}
+                engine_rows.append(row)
+                print(f"{engine:9s} {kind:9s} {minutes:6g} min  wall {row['wall_s']:7.1f} s  "
+                      f"({row['x_realtime']:.2f}x real time)  peak RSS {row['peak_rss_mb']:6d} MB  "
+                      f"tracks {row['n_tracks']}", flush=True)
+            kind_rows = [r for r in engine_rows if r["kind"] == kind]
+            if len(kind_rows) >= 2:
+                first, last = kind_rows[0], kind_rows[-1]
+                slope = (last["peak_rss_mb"] - first["peak_rss_mb"]) / (last["minutes"] - first["minutes"])
+                print(f"{engine:9s} {kind:9s} peak RSS grows {slope:.1f} MB per minute of video "
+                      f"(5 hours: about {first['peak_rss_mb'] + slope * (300 - first['minutes']):.0f} MB)")
+                for row in kind_rows:
+                    row["rss_mb_per_minute"] = round(slope, 2)
+        # the many-shot video against the one-track one at the same length: what the extra tracks cost
+        by_length = {(r["kind"], r["minutes"]): r for r in engine_rows}
         for minutes in sorted(args.minutes):
-            video = looped_video(source, minutes, workdir / f"{source.stem}_{minutes:g}min.mp4")
-            proc = subprocess.run([sys.executable, pipeline_speed.__file__, "--child", str(video), engine, weights],
-                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-            if proc.returncode != 0:
-                print(f"{video.name} / {engine}: failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-                continue
-            row = json.loads(proc.stdout.strip().splitlines()[-1]) | {"minutes": minutes}
-            engine_rows.append(row)
-            print(f"{engine:9s} {minutes:6g} min  wall {row['wall_s']:7.1f} s  ({row['x_realtime']:.2f}x real time)  "
-                  f"peak RSS {row['peak_rss_mb']:6d} MB  tracks {row['n_tracks']}", flush=True)
-        if len(engine_rows) >= 2:
-            first, last = engine_rows[0], engine_rows[-1]
-            slope = (last["peak_rss_mb"] - first["peak_rss_mb"]) / (last["minutes"] - first["minutes"])
-            print(f"{engine:9s} peak RSS grows {slope:.1f} MB per minute of video "
-                  f"(5 hours: about {first['peak_rss_mb'] + slope * (300 - first['minutes']):.0f} MB)")
-            for row in engine_rows:
-                row["rss_mb_per_minute"] = round(slope, 2)
+            one, many = by_length.get(("one-track", minutes)), by_length.get(("many-shot", minutes))
+            if one and many:
+                extra = many["peak_rss_mb"] - one["peak_rss_mb"]
+                print(f"{engine:9s} {minutes:6g} min: many-shot ({many['n_tracks']} tracks) peak RSS "
+                      f"{extra:+d} MB against one track ({one['n_tracks']})")
         rows += engine_rows
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

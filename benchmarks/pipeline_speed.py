@@ -29,8 +29,8 @@ DEFAULT_CLIPS = [
 ]
 
 
-def measure_one(video: str, engine: str, weights: str | None) -> dict:
-    """Runs inside the child process."""
+def measure_one(video: str, engine: str, weights: str | None, report_path: str | None = None) -> dict:
+    """Runs inside the child process; with ``report_path`` the report (every track's reading) is written there."""
     sys.path.insert(0, str(REPO))
     from syncnet_fcn.pipeline import SyncPipeline
 
@@ -41,6 +41,8 @@ def measure_one(video: str, engine: str, weights: str | None) -> dict:
     report = pipe.run(video)
     wall = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if report_path:
+        Path(report_path).write_text(report.to_json())
     t = report.timings
     overhead = t.get("tracks_s", 0) + t.get("crops_s", 0)
     return {
@@ -81,11 +83,12 @@ def main() -> None:
     parser.add_argument("--weights", help="real weights for syncnet/fcn (default: random official-size)")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--child", nargs=3, metavar=("VIDEO", "ENGINE", "WEIGHTS"), help=argparse.SUPPRESS)
+    parser.add_argument("--report", help=argparse.SUPPRESS)  # with --child: write the report here
     args = parser.parse_args()
 
     if args.child:
         video, engine, weights = args.child
-        print(json.dumps(measure_one(video, engine, None if weights == "-" else weights)))
+        print(json.dumps(measure_one(video, engine, None if weights == "-" else weights, args.report)))
         return
 
     weights = args.weights

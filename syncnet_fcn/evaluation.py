@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engines.base import start_multi_audio
+from .track_sync import start_multi_audio
 from .media import track_audio
 from .report import main_track_rank
 

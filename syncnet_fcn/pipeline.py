@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from .crops import iter_track_crops
-from .engines import ENGINE_NAMES, SyncEngine, create_engine
+from .engines import ENGINE_NAMES, SyncEngine, TrackScorer, TrackSync, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
 from .media import load_audio, prefetched, probe, track_audio
 from .report import SyncReport, TrackResult, attribute_speakers
-from .tracking import FaceTrack, TrackingOptions, find_face_tracks
+from .tracking import SHORTEST_TRACK_FRAMES, FaceTrack, TrackingOptions, find_face_tracks
+from .weights import weights_label
 
 #: progress(stage, fraction): stage is "tracks" or "sync"; fraction runs 0 → 1 within a stage.
 ProgressCallback = Callable[[str, float], None]
@@ -55,7 +56,9 @@ class SyncPipeline:
         if not 1 <= int(max_offset) <= 50:
             raise InvalidArgumentError(f"max_offset must be between 1 and 50 frames, got {max_offset}")
         self.max_offset = int(max_offset)
+        check_device(device)
         self.tracking = tracking or TrackingOptions()
+        check_tracking_options(self.tracking)
         self.detector_name = detector
         self.progress = progress
         self.engines: dict[str, SyncEngine] = {}
@@ -120,41 +123,14 @@ class SyncPipeline:
             tracks = self.find_tracks(video, progress=progress)
         timings["tracks_s"] = time.perf_counter() - t0
         if not tracks:
-            raise NoFaceError(
-                f"no face track of at least {self.tracking.min_track_frames} frames found in {Path(video).name}"
-            )
+            raise NoFaceError(self._no_face_message(video, info))
 
-        scorers = {
-            (track.track_id, name): engine.start_track(
-                track_audio(audio, track.start_frame, track.n_frames), track.n_frames, self.max_offset
-            )
-            for track in tracks
+        readings, engine_time, timings["crops_s"] = self._read_tracks(video, tracks, audio, progress)
+
+        results: dict[str, list[TrackResult]] = {
+            name: [TrackResult(track, readings[(track.track_id, name)], engine.speaking_threshold) for track in tracks]
             for name, engine in self.engines.items()
         }
-        engine_time = dict.fromkeys(self.engines, 0.0)
-        total_frames = sum(t.n_frames for t in tracks)
-        pushed = 0
-        t0 = time.perf_counter()
-        crop_chunks = iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK)
-        for track_id, _first, crops in prefetched(crop_chunks, depth=2):
-            for name in self.engines:
-                t1 = time.perf_counter()
-                scorers[(track_id, name)].push(crops)
-                engine_time[name] += time.perf_counter() - t1
-            pushed += len(crops)
-            if progress is not None:
-                progress("sync", min(1.0, pushed / max(total_frames, 1)))
-        # time spent waiting for crops (decoding runs ahead in a thread): what the engines spent
-        # inside push() is theirs
-        timings["crops_s"] = time.perf_counter() - t0 - sum(engine_time.values())
-
-        results: dict[str, list[TrackResult]] = {name: [] for name in self.engines}
-        for track in tracks:
-            for name, engine in self.engines.items():
-                t1 = time.perf_counter()
-                sync = scorers[(track.track_id, name)].finish()
-                engine_time[name] += time.perf_counter() - t1
-                results[name].append(TrackResult(track, sync, engine.speaking_threshold))
         for name, engine in self.engines.items():
             attribute_speakers(results[name], engine.relative_speaking_threshold, engine.per_frame_confidence_at)
         total = time.perf_counter() - started
@@ -164,15 +140,115 @@ class SyncPipeline:
             reports[name] = SyncReport(
                 video=str(video),
                 engine=name,
-                weights=engine.weights,
+                weights=weights_label(engine.weights),
                 duration_s=info.duration_s,
                 max_offset=self.max_offset,
                 tracks=results[name],
                 timings={**timings, "engine_s": engine_time[name], "total_s": total},
+                warning=info.damage_note,
             )
         return reports
+
+    def _no_face_message(self, video, info) -> str:
+        """What was looked for: the track length actually required (short clips need less) and the size filter."""
+        options = self.tracking
+        needed = min(options.min_track_frames, max(SHORTEST_TRACK_FRAMES, int(0.8 * info.n_frames)))
+        message = f"no face track of at least {needed} frames"
+        if options.min_face_size > 0:
+            message += (f" with a mean face size of at least {options.min_face_size:g} px "
+                        "(the minimum face size asked for)")
+        message += f" found in {Path(video).name} ({info.duration_s:.2f} s)"
+        if info.damage_note:
+            message += f"; {info.damage_note}"
+        return message
+
+    def _read_tracks(self, video, tracks: list[FaceTrack], audio: np.ndarray, progress: ProgressCallback | None):
+        """Every engine's reading of every track: ``({(track_id, engine): TrackSync}, {engine: seconds
+        spent}, seconds spent waiting for crops)``.
+
+        A track's scorers start with its first crops and are finished, and dropped, after its last:
+        an engine's working data (a face mesh per core, a track's audio features) lives only while
+        its track is on screen, so an edited video's hundreds of shots cost no more than one.
+        """
+        by_id = {track.track_id: track for track in tracks}
+        remaining = {track.track_id: track.n_frames for track in tracks}
+        scorers: dict[tuple[int, str], TrackScorer] = {}
+        readings: dict[tuple[int, str], TrackSync] = {}
+        engine_time = dict.fromkeys(self.engines, 0.0)
+
+        def start(track: FaceTrack, name: str) -> TrackScorer:
+            span = track_audio(audio, track.start_frame, track.n_frames)
+            return self.engines[name].start_track(span, track.n_frames, self.max_offset)
+
+        def finish(track: FaceTrack) -> None:
+            for name in self.engines:
+                t1 = time.perf_counter()
+                scorer = scorers.pop((track.track_id, name), None)
+                if scorer is None:  # no crops came for this track
+                    scorer = start(track, name)
+                readings[(track.track_id, name)] = scorer.finish()
+                engine_time[name] += time.perf_counter() - t1
+
+        total_frames = sum(t.n_frames for t in tracks)
+        pushed = 0
+        t0 = time.perf_counter()
+        crop_chunks = iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK)
+        for track_id, _first, crops in prefetched(crop_chunks, depth=2):
+            track = by_id[track_id]
+            for name in self.engines:
+                t1 = time.perf_counter()
+                if (track_id, name) not in scorers:
+                    scorers[(track_id, name)] = start(track, name)
+                scorers[(track_id, name)].push(crops)
+                engine_time[name] += time.perf_counter() - t1
+            remaining[track_id] -= len(crops)
+            if remaining[track_id] <= 0:
+                finish(track)
+            pushed += len(crops)
+            if progress is not None:
+                progress("sync", min(1.0, pushed / max(total_frames, 1)))
+        # time spent waiting for crops (decoding runs ahead in a thread): what the engines spent
+        # starting, fed and finishing tracks is theirs
+        waited = time.perf_counter() - t0 - sum(engine_time.values())
+        for track in tracks:
+            if (track.track_id, next(iter(self.engines))) not in readings:
+                finish(track)  # fewer crops than announced: the scorer says what it makes of them
+        return readings, engine_time, waited
 
     def run(self, video: str | Path, **kwargs) -> SyncReport:
         """The report of the first (or only) engine."""
         reports = self.analyze(video, **kwargs)
         return next(iter(reports.values()))
+
+
+def check_device(device: str) -> None:
+    """Refuse a torch device that does not exist here before any model loads (InvalidArgumentError)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidArgumentError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidArgumentError(f"device {device!r} asked for, but no CUDA GPU is usable here: use cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise InvalidArgumentError(
+                f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are present")
+        return
+    if parsed.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InvalidArgumentError(f"device {device!r} asked for, but Apple's MPS is not available here: use cpu")
+        return
+    raise InvalidArgumentError(f"device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
+
+
+def check_tracking_options(options: TrackingOptions) -> None:
+    """Refuse tracking settings that cannot mean anything (InvalidArgumentError)."""
+    if not options.min_track_frames >= 1:
+        raise InvalidArgumentError(f"the minimum track length must be at least 1 frame, got {options.min_track_frames}")
+    if not 0 <= options.min_face_size < float("inf"):
+        raise InvalidArgumentError(f"the minimum face size must be a number of pixels >= 0, "
+                                   f"got {options.min_face_size}")

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EngineUnavailableError
-from .base import SyncEngine, TrackScorer, TrackSync, start_multi_audio
+from ..track_sync import start_multi_audio
+from .base import SyncEngine, TrackScorer, TrackSync
 
 FUSION_PATH = Path(__file__).resolve().parents[1] / "data" / "fused.json"
 #: the fcn member's checkpoint when none is named: the project's light SyncNet (registry name)
