@@ -85,3 +85,40 @@ def test_boundaries_insert_silence_or_drop_samples():
     assert grow[0, 10:12].tolist() == [0, 0] and grow[0, 13:].tolist() == list(range(12, 19))
     shrink = shift_per_stretch(x, 25, [Stretch(0, 0.4, 2, 1), Stretch(0.4, 0.8, 0, 1)], fade_s=0)
     assert shrink[0, :10].tolist() == [0, 0, *range(1, 9)] and shrink[0, 11:].tolist() == list(range(12, 21))
+
+
+def test_missing_extra_is_named_unless_a_timeline_is_given(drifting, tmp_path, capsys, monkeypatch):
+    import sys
+
+    video, _ = drifting
+    monkeypatch.setitem(sys.modules, "dlib", None)  # an import of it now fails
+    assert main(["fix", str(video), "-o", str(tmp_path / "o.mp4"), "--per-segment", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "syncnet-fcn[timeline]" in err and "--timeline" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_api_fix_per_segment(drifting, tmp_path, monkeypatch):
+    import io
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py lives at the repository root
+    from app import create_app
+
+    monkeypatch.setenv("SYNCNET_FCN_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "uploads").mkdir()
+    client = create_app({"SYNC_UPLOAD_DIR": str(tmp_path / "uploads"), "TESTING": True}).test_client()
+    video, half_s = drifting
+    response = client.post("/api/fix", data={"video": (io.BytesIO(video.read_bytes()), "drift.mp4"),
+                                             "per_segment": "true", "window": str(half_s)})
+    assert response.status_code == 200, response.data[:300]
+    stretches = json.loads(response.headers["X-Sync-Stretches"])
+    assert [s["start_s"] for s in stretches] == [0.0, half_s]
+    assert all(abs(w["offset_frames"]) <= 1 for w in json.loads(response.headers["X-Sync-After"]))
+    fixed = tmp_path / "fixed.mp4"
+    fixed.write_bytes(response.data)
+    assert video_packets_digest(fixed) == video_packets_digest(video)
+    response = client.post("/api/fix", data={"video": (io.BytesIO(video.read_bytes()), "drift.mp4"),
+                                             "per_segment": "true", "offset": "3"})
+    assert response.status_code == 400 and "per_segment" in response.json["error"]["message"]
