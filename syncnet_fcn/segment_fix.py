@@ -7,8 +7,9 @@
 The per-window readings of a timeline (:mod:`syncnet_fcn.timeline`) become *stretches* of constant
 offset: a stretch ends only where the timeline reports a jump or where two reliable windows agree on an
 offset at least :data:`~syncnet_fcn.timeline_result.JUMP_FRAMES` away from the current one (one odd
-window is not a change). A stretch's offset is the median of its reliable windows; unreliable windows
-take the offset of the stretch they fall in, and a stretch with no reliable window its neighbour's.
+window is not a change). A stretch starts where its first reliable window does (the first stretch at 0)
+and its offset is the median of its reliable windows; unreliable windows take the offset of the
+stretch they fall in.
 
 The audio is then moved per stretch at sample level (``offset × rate / 25`` samples, a reading of +B
 delayed by B frames, as :func:`syncnet_fcn.repair.fix_video` does for the whole file). Where the delay
@@ -41,7 +42,7 @@ class Stretch:
     start_s: float
     end_s: float
     offset_frames: int  # the reading to correct (positive = audio early): the audio is delayed this much
-    reliable_windows: int  # windows whose reading set the offset (0: inherited from a neighbour)
+    reliable_windows: int  # windows whose reading set the offset (unreliable ones too under force)
 
     def to_dict(self) -> dict:
         return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "offset_frames": self.offset_frames,
@@ -199,7 +200,12 @@ def check_timeline(timeline: dict, video: Path) -> tuple[list[dict], list[dict]]
     return timeline["windows"], list(timeline.get("jumps") or [])
 
 
-def timeline_measure(engine: str = "landmark", window_s: float = 10.0, max_offset: int = 15) -> Measure:
+#: progress(stage, fraction): "measuring" (the input), then "re-measuring" (the output)
+SegmentProgress = Callable[[str, float], None]
+
+
+def timeline_measure(engine: str = "landmark", window_s: float = 10.0, max_offset: int = 15,
+                     progress: SegmentProgress | None = None) -> Measure:
     """A :data:`Measure` running the timeline pipeline. Raises :class:`IdentityUnavailableError` now,
     not after the first window, when the ``timeline`` extra (face identities) is not installed."""
     import importlib.util
@@ -216,8 +222,19 @@ def timeline_measure(engine: str = "landmark", window_s: float = 10.0, max_offse
             raise IdentityUnavailableError(f"measuring per window needs face identities ({module} is missing): "
                                            f"{EXTRA_HINT}")
 
-    pipe = TimelinePipeline(engine=engine, window_s=window_s, max_offset=max_offset, voices=False)
-    return lambda path: pipe.run(path).to_dict()
+    runs = []
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress("measuring" if len(runs) == 1 else "re-measuring", done / max(1, total))
+
+    pipe = TimelinePipeline(engine=engine, window_s=window_s, max_offset=max_offset, voices=False, progress=report)
+
+    def measure(path: Path) -> dict:
+        runs.append(path)
+        return pipe.run(path).to_dict()
+
+    return measure
 
 
 __all__ = ["Stretch", "PerSegmentResult", "plan_stretches", "shift_per_stretch", "fix_per_segment",

@@ -63,6 +63,7 @@ def run_per_segment(args, video: Path) -> int:
 
     from ..errors import InvalidArgumentError
     from ..segment_fix import fix_per_segment, timeline_measure
+    from .progress import StageProgressBar
 
     if args.offset is not None:
         raise InvalidArgumentError("--offset applies one offset to the whole video; drop it with --per-segment")
@@ -74,18 +75,23 @@ def run_per_segment(args, video: Path) -> int:
             raise InvalidArgumentError(f"cannot read the timeline {args.timeline}: {exc}") from None
     engine = "landmark" if args.engine == "auto" else args.engine
     window = float((timeline or {}).get("settings", {}).get("window_s") or args.window)
+    bar = None if args.quiet else StageProgressBar()
     try:
-        measure = timeline_measure(engine=engine, window_s=window)
+        measure = timeline_measure(engine=engine, window_s=window, progress=bar)
     except SyncNetError as exc:  # the timeline extra (identities) is missing: a given timeline still works
         if timeline is None:
             raise type(exc)(f"{exc} (or give --timeline T.json made where the extra is installed)") from None
         measure = None
         print(f"note: the output is not re-measured: {exc}")
-    result = fix_per_segment(video, args.out, timeline=timeline, measure=measure, force=args.force)
+    try:
+        result = fix_per_segment(video, args.out, timeline=timeline, measure=measure, force=args.force)
+    finally:
+        if bar is not None:
+            bar.close()
     print("stretches:")
     for s in result.stretches:
         verb = "delayed" if s.offset_frames >= 0 else "advanced"
-        source = f"{s.reliable_windows} reliable window(s)" if s.reliable_windows else "inherited"
+        source = f"read in {s.reliable_windows} window(s)"
         print(f"  {_clock(s.start_s)}-{_clock(s.end_s)}  reading {s.offset_frames:+d} → audio {verb} by "
               f"{abs(s.offset_frames)} frames ({source})")
     after = {(w["start"], w["end"]): w for w in result.after or []}
