@@ -10,6 +10,8 @@ import pytest
 from syncnet_fcn.cli import main
 from syncnet_fcn.media import iter_frames, load_audio, probe, shift_audio
 from syncnet_fcn.repair import stream_durations, video_packets_digest
+from syncnet_fcn.errors import NoFaceError
+from syncnet_fcn.repair import UnreliableReadingError
 from syncnet_fcn.segment_fix import Stretch, plan_stretches, shift_per_stretch
 
 from conftest import write_test_video
@@ -77,6 +79,12 @@ def test_stretches_change_only_on_a_jump_or_agreeing_windows():
     assert [(s.start_s, s.end_s, s.offset_frames) for s in stretches] == [(0.0, 5.0, 3), (5.0, 8.0, -2)]
     jumped = plan_stretches(windows[:3], [{"time_s": 2.0}], 3.0)  # a lone last window counts when reported
     assert [(s.start_s, s.offset_frames) for s in jumped] == [(0.0, 3), (2.0, 9)]
+    unsure = [w(0, 4, False), w(1, 4, False)]
+    with pytest.raises(UnreliableReadingError):
+        plan_stretches(unsure, [], 2.0)
+    assert [s.offset_frames for s in plan_stretches(unsure, [], 2.0, force=True)] == [4]
+    with pytest.raises(NoFaceError):
+        plan_stretches([w(0, None, False)], [], 1.0, force=True)
 
 
 def test_boundaries_insert_silence_or_drop_samples():
