@@ -49,7 +49,7 @@ def embed_voice(audio: np.ndarray, sample_rate: int = 16000) -> np.ndarray | Non
     """Unit-length 256-d embedding of int16 (or float) mono speech; None when too little voice remains."""
     from resemblyzer import preprocess_wav
 
-    from .engines.landmark import _one_torch_thread
+    from .landmark.models import one_torch_thread
 
     wav = np.asarray(audio)
     longest = int(MAX_VOICE_SECONDS * sample_rate)
@@ -61,7 +61,7 @@ def embed_voice(audio: np.ndarray, sample_rate: int = 16000) -> np.ndarray | Non
     if len(wav) < MIN_VOICE_SECONDS * 16000:
         return None
     encoder = _encoder()
-    with _one_torch_thread():  # a small LSTM: faster on one thread of a busy machine
+    with one_torch_thread():  # a small LSTM: faster on one thread of a busy machine
         return np.asarray(encoder.embed_utterance(wav), np.float64)
 
 
