@@ -28,7 +28,7 @@ def engine_files(engine: str, weights: str | None) -> tuple[str, list[Path]]:
     if engine == "auto":
         engine, weights = _pick_auto(weights)
     if engine == "landmark":
-        from .engines.landmark import CALIBRATION_PATH, MODEL_PATH
+        from .landmark.models import CALIBRATION_PATH, MODEL_PATH
 
         return engine, [MODEL_PATH, CALIBRATION_PATH]
     from .calibrate import calibration_path, thresholds_path
