@@ -136,13 +136,23 @@ def _check_paths(video: Path, out: Path) -> None:
 def write_shifted(video: str | os.PathLike, out: str | os.PathLike, delay_frames: int) -> tuple[str, list[str]]:
     """Write ``out``: ``video`` with its first audio stream delayed by ``delay_frames`` (negative:
     advanced), every other stream copied packet for packet. Returns ``(audio encoder, copied streams)``."""
+    return write_with_audio(video, out, lambda samples, rate: shift_samples(samples, round(delay_frames * rate / TIMELINE_FPS)))
+
+
+#: (samples as float32 (channels, n), sample rate) → the samples to write, same shape
+AudioEdit = Callable[[np.ndarray, int], np.ndarray]
+
+
+def write_with_audio(video: str | os.PathLike, out: str | os.PathLike, edit: AudioEdit) -> tuple[str, list[str]]:
+    """Write ``out``: ``video`` with its first audio stream decoded, passed through ``edit`` and re-encoded
+    in its own codec; every other stream copied packet for packet. Returns ``(audio encoder, copied streams)``."""
     video, out = Path(video), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=f".part{out.suffix}")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        result = _remux(video, tmp, delay_frames)
+        result = _remux(video, tmp, edit)
         os.replace(tmp, out)
         return result
     except av.FFmpegError as exc:
@@ -151,7 +161,7 @@ def write_shifted(video: str | os.PathLike, out: str | os.PathLike, delay_frames
         tmp.unlink(missing_ok=True)
 
 
-def _remux(video: Path, tmp: Path, delay_frames: int) -> tuple[str, list[str]]:
+def _remux(video: Path, tmp: Path, edit: AudioEdit) -> tuple[str, list[str]]:
     try:
         source = av.open(str(video))
     except av.FFmpegError as exc:
@@ -165,7 +175,7 @@ def _remux(video: Path, tmp: Path, delay_frames: int) -> tuple[str, list[str]]:
         with av.open(str(video)) as again:  # a second reader: the copy below starts from the top
             samples, first_s = _decode_audio(again, again.streams.audio[0])
         rate = audio_in.codec_context.sample_rate
-        shifted = shift_samples(samples, round(delay_frames * rate / TIMELINE_FPS))
+        shifted = edit(samples, rate)
 
         with av.open(str(tmp), "w") as sink:
             sink.metadata.update(source.metadata)

@@ -104,6 +104,8 @@ def test_fix_never_overwrites_its_input(clip, tmp_path, capsys):
     source.write_bytes(clip(CLIP).read_bytes())
     assert main(["fix", str(source), "-o", str(source)]) == 2
     assert "overwrite the input" in capsys.readouterr().err
-    assert main(["fix", str(source), "-o", str(tmp_path / "x.mpg"), "--per-segment"]) == 2
-    assert "timeline" in capsys.readouterr().err
+    assert main(["fix", str(source), "-o", str(source), "--per-segment"]) == 2
+    assert "overwrite the input" in capsys.readouterr().err
+    assert main(["fix", str(source), "-o", str(tmp_path / "x.mpg"), "--per-segment", "--offset", "3"]) == 2
+    assert "--offset" in capsys.readouterr().err
     assert source.read_bytes() == clip(CLIP).read_bytes()

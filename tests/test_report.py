@@ -97,7 +97,7 @@ def test_two_real_faces_side_by_side_the_voice_is_given_to_the_face_it_belongs_t
     """Two real clips side by side, the left face's voice first, then the right's. In the second pair
     the right face, heard only half the time, reads no reliable offset of its own (+2) and is judged
     at the main face's. Then the same faces with a third clip's voice: no face should be marked."""
-    from syncnet_fcn.engines.landmark import landmark_available
+    from syncnet_fcn.landmark.models import landmark_available
     from syncnet_fcn.pipeline import SyncPipeline
 
     if not landmark_available()[0]:
