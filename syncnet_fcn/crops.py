@@ -53,6 +53,11 @@ def crop_face(frame_bgr: np.ndarray, box, size: int = 224, crop_scale: float = C
                 crop_window(box, crop_scale), size)
 
 
+def crop_timeline_frame(frame, box, size: int = 224) -> np.ndarray:
+    """:func:`crop_face` of a :class:`~syncnet_fcn.media.TimelineFrame`, converting only the crop's pixels."""
+    return _cut(frame.region, frame.height, frame.width, crop_window(box), size)
+
+
 def _cut(pixels: Callable[[int, int, int, int], np.ndarray], height: int, width: int,
          window: tuple[int, int, int, int], size: int) -> np.ndarray:
     """The crop ``window`` of a ``height``×``width`` frame whose pixels ``pixels(top, bottom, left,
@@ -115,8 +120,7 @@ def iter_track_crops(video, tracks: Sequence, *, size: int = 224, chunk: int = 1
                     buffers[key] = np.empty((min(chunk, remaining), size, size, 3), np.uint8)
                     first_of_chunk[key] = index
                     filled[key] = 0
-                window = crop_window(track.boxes[index - track.start_frame])
-                buffers[key][filled[key]] = _cut(frame.region, frame.height, frame.width, window, size)
+                buffers[key][filled[key]] = crop_timeline_frame(frame, track.boxes[index - track.start_frame], size)
                 filled[key] += 1
                 if filled[key] == len(buffers[key]):
                     yield key, first_of_chunk[key], buffers.pop(key)
@@ -128,4 +132,4 @@ def iter_track_crops(video, tracks: Sequence, *, size: int = 224, chunk: int = 1
         progress(done, total)
 
 
-__all__ = ["CROP_SCALE", "PAD_VALUE", "crop_window", "crop_face", "iter_track_crops"]
+__all__ = ["CROP_SCALE", "PAD_VALUE", "crop_window", "crop_face", "crop_timeline_frame", "iter_track_crops"]

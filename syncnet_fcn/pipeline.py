@@ -1,9 +1,10 @@
 """The detection pipeline every front end uses: video → face tracks → crops → engines → reports.
 
 A :class:`SyncPipeline` holds its engines (models are loaded once and reused across videos). For one
-video it decodes twice, never holding more than a chunk of frames: a low-resolution pass that finds
-and tracks faces, then a full-resolution pass that cuts each track's crops and pushes them, chunk by
-chunk, to one scorer per engine, so several engines share the one decode.
+video it decodes each frame once (:mod:`syncnet_fcn.single_pass`): faces are found, tracked and
+cropped in the same pass, and each track's crops go, chunk by chunk, to one scorer per engine, so
+several engines share the one decode. Tracks found earlier (``analyze(tracks=...)``, e.g. for many
+audio shifts of one clip) only need their crops: one pass over the frames they cover.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .engines import ENGINE_NAMES, SyncEngine, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
 from .media import load_audio, prefetched, probe, track_audio
 from .report import SyncReport, TrackResult, attribute_speakers
-from .tracking import FaceTrack, TrackingOptions, find_face_tracks
+from .single_pass import CropChunk, TrackFound, iter_tracks_with_crops
+from .tracking import FaceTrack, TrackingOptions, find_face_tracks, number_tracks
 
 #: progress(stage, fraction): stage is "tracks" or "sync"; fraction runs 0 → 1 within a stage.
 ProgressCallback = Callable[[str, float], None]
@@ -84,17 +86,34 @@ class SyncPipeline:
 
     # -- stages ---------------------------------------------------------------------------------------
 
-    def find_tracks(self, video: str | Path, progress: ProgressCallback | None = None) -> list[FaceTrack]:
-        """Every face track in ``video`` (may be empty)."""
-        progress = progress or self.progress
+    def _face_detector(self):
         if self._detector is None:
             from detectors import create_detector
 
             self._detector = create_detector(self.detector_name, min_confidence=self.tracking.min_confidence)
+        return self._detector
+
+    def find_tracks(self, video: str | Path, progress: ProgressCallback | None = None) -> list[FaceTrack]:
+        """Every face track in ``video`` (may be empty)."""
+        progress = progress or self.progress
         hook = None
         if progress is not None:
             hook = lambda done, total: progress("tracks", min(1.0, done / max(total, 1)))  # noqa: E731
-        return find_face_tracks(video, detector=self._detector, options=self.tracking, progress=hook)
+        return find_face_tracks(video, detector=self._face_detector(), options=self.tracking, progress=hook)
+
+    def _tracks_and_crops(self, video, tracks: list[FaceTrack] | None, progress: ProgressCallback | None):
+        """``TrackFound`` / ``CropChunk`` events: one decoding pass, or crops of ``tracks`` found earlier."""
+        if tracks is None:
+            hook = None
+            if progress is not None:
+                hook = lambda done, total: progress("tracks", min(1.0, done / max(total, 1)))  # noqa: E731
+            yield from iter_tracks_with_crops(video, detector=self._face_detector(), options=self.tracking,
+                                              size=224, chunk=CROP_CHUNK, progress=hook)
+            return
+        for track in tracks:
+            yield TrackFound(track.track_id, track)
+        for track_id, first, crops in iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK):
+            yield CropChunk(track_id, first, crops)
 
     def analyze(
         self,
@@ -114,45 +133,44 @@ class SyncPipeline:
         info = probe(video)
         if audio is None:
             audio = load_audio(video)
-        timings = {}
         t0 = time.perf_counter()
-        if tracks is None:
-            tracks = self.find_tracks(video, progress=progress)
-        timings["tracks_s"] = time.perf_counter() - t0
-        if not tracks:
+        one_pass = tracks is None
+        found: dict[int, FaceTrack] = {}
+        scorers = {}
+        engine_time = dict.fromkeys(self.engines, 0.0)
+        pushed, shown = 0, 0.0
+        # faces are found and cropped in a background thread while the engines read the crops
+        for event in prefetched(self._tracks_and_crops(video, tracks, progress), depth=2):
+            if isinstance(event, TrackFound):
+                track = found[event.key] = event.track
+                for name, engine in self.engines.items():
+                    scorers[(event.key, name)] = engine.start_track(
+                        track_audio(audio, track.start_frame, track.n_frames), track.n_frames, self.max_offset)
+                continue
+            for name in self.engines:
+                t1 = time.perf_counter()
+                scorers[(event.key, name)].push(event.crops)
+                engine_time[name] += time.perf_counter() - t1
+            pushed += len(event.crops)
+            if progress is not None:
+                # share of the crops of the tracks known so far; never shown going back
+                shown = max(shown, min(1.0, pushed / max(sum(t.n_frames for t in found.values()), 1)))
+                progress("sync", shown)
+        # what the engines spent inside push() is theirs; the rest was waiting for the decoding pass
+        waited = time.perf_counter() - t0 - sum(engine_time.values())
+        timings = {"tracks_s": waited if one_pass else 0.0, "crops_s": 0.0 if one_pass else waited}
+        if not found:
             raise NoFaceError(
                 f"no face track of at least {self.tracking.min_track_frames} frames found in {Path(video).name}"
             )
-
-        scorers = {
-            (track.track_id, name): engine.start_track(
-                track_audio(audio, track.start_frame, track.n_frames), track.n_frames, self.max_offset
-            )
-            for track in tracks
-            for name, engine in self.engines.items()
-        }
-        engine_time = dict.fromkeys(self.engines, 0.0)
-        total_frames = sum(t.n_frames for t in tracks)
-        pushed = 0
-        t0 = time.perf_counter()
-        crop_chunks = iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK)
-        for track_id, _first, crops in prefetched(crop_chunks, depth=2):
-            for name in self.engines:
-                t1 = time.perf_counter()
-                scorers[(track_id, name)].push(crops)
-                engine_time[name] += time.perf_counter() - t1
-            pushed += len(crops)
-            if progress is not None:
-                progress("sync", min(1.0, pushed / max(total_frames, 1)))
-        # time spent waiting for crops (decoding runs ahead in a thread): what the engines spent
-        # inside push() is theirs
-        timings["crops_s"] = time.perf_counter() - t0 - sum(engine_time.values())
+        key_of = {id(track): key for key, track in found.items()}
+        tracks = number_tracks(list(found.values())) if one_pass else tracks
 
         results: dict[str, list[TrackResult]] = {name: [] for name in self.engines}
         for track in tracks:
             for name, engine in self.engines.items():
                 t1 = time.perf_counter()
-                sync = scorers[(track.track_id, name)].finish()
+                sync = scorers[(key_of[id(track)], name)].finish()
                 engine_time[name] += time.perf_counter() - t1
                 results[name].append(TrackResult(track, sync, engine.speaking_threshold))
         for name, engine in self.engines.items():
