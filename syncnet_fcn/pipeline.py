@@ -19,6 +19,7 @@ from .crops import iter_track_crops
 from .engines import ENGINE_NAMES, SyncEngine, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
 from .media import load_audio, prefetched, probe, track_audio
+from .runtime import resolve_device, resolve_runtime
 from .report import SyncReport, TrackResult, attribute_speakers
 from .single_pass import CropChunk, TrackFound, iter_tracks_with_crops
 from .tracking import FaceTrack, TrackingOptions, find_face_tracks, number_tracks
@@ -47,7 +48,9 @@ class SyncPipeline:
         engines: Sequence[str] | None = None,
         weights: str | None = None,
         max_offset: int = 15,
-        device: str = "cpu",
+        device: str = "auto",
+        runtime: str = "auto",
+        int8: bool = False,
         tracking: TrackingOptions | None = None,
         detector: str = "mediapipe",
         progress: ProgressCallback | None = None,
@@ -63,6 +66,8 @@ class SyncPipeline:
         self.engines: dict[str, SyncEngine] = {}
         self.engine_errors: dict[str, str] = {}
 
+        self.device = resolve_device(device)
+        self.runtime = resolve_runtime(runtime, self.device, int8)
         names = list(engines) if engines is not None else [engine or "auto"]
         for name in names:
             if name not in ENGINE_NAMES and name != "auto":
@@ -72,7 +77,7 @@ class SyncPipeline:
         strict = engines is None
         for name in names:
             try:
-                built = create_engine(name, weights=weights, device=device)
+                built = create_engine(name, weights=weights, device=self.device, runtime=self.runtime, int8=int8)
             except SyncNetError as exc:
                 if strict:
                     raise

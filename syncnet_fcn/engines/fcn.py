@@ -28,6 +28,7 @@ class _FCNScorer(WindowedTrackScorer):
         self.fcn = engine.fcn
         self.calibration = engine.calibration
         self.calibration_note = engine.calibration_note
+        self.runtime = engine.runtime
 
     def _embed_video(self, frames: torch.Tensor, count: int) -> torch.Tensor:
         return self.fcn.video_embeddings(frames)[:count]
@@ -43,7 +44,7 @@ class _FCNScorer(WindowedTrackScorer):
         return dists
 
     def _extra(self) -> dict:
-        return {"fcn_calibration": self.calibration_note}
+        return {"fcn_calibration": self.calibration_note, "runtime": self.runtime}
 
 
 class FCNEngine(ThresholdsMixin, SyncEngine):
@@ -60,6 +61,8 @@ class FCNEngine(ThresholdsMixin, SyncEngine):
         calibration_note: str | None = None,
         keep_embeddings: bool = False,
         thresholds: dict | None = None,
+        runtime: str = "torch",
+        int8: bool = False,
     ):
         self.model = model.to(device).eval()
         self.thresholds = dict(thresholds or {})
@@ -69,15 +72,23 @@ class FCNEngine(ThresholdsMixin, SyncEngine):
         self.calibration = calibration
         self.calibration_note = calibration_note or ("none" if calibration is None else "applied")
         head = calibration.audio_head(device) if calibration is not None else None
-        self.fcn = FullyConvSyncNet(self.model, audio_head=head)
+        if runtime == "onnx":
+            from ..onnx_syncnet import OnnxFullyConvSyncNet
+
+            self.fcn = OnnxFullyConvSyncNet.load(self.model, weights, int8=int8, audio_head=head)
+            self.runtime = "onnx int8" if int8 else "onnx"
+        else:
+            self.fcn = FullyConvSyncNet(self.model, audio_head=head)
+            self.runtime = f"torch {device}"
 
     @classmethod
-    def from_weights(cls, weights: str | None, device: str = "cpu") -> "FCNEngine":
+    def from_weights(cls, weights: str | None, device: str = "cpu", runtime: str = "torch",
+                     int8: bool = False) -> "FCNEngine":
         path = resolve_weights(weights)
         model = load_model(path, device)
         calibration, note = load_calibration(path, model)
         return cls(model, weights=str(path), device=device, calibration=calibration, calibration_note=note,
-                   thresholds=load_thresholds(path, cls.name))
+                   thresholds=load_thresholds(path, cls.name), runtime=runtime, int8=int8)
 
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
         return self._configure(_FCNScorer(self, audio, n_frames, max_offset))
