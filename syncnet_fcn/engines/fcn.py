@@ -47,6 +47,26 @@ class _FCNScorer(WindowedTrackScorer):
         return {"fcn_calibration": self.calibration_note, "runtime": self.runtime}
 
 
+class _MultiAudioScorer:
+    """One track read against several audios: the video stream runs once, each audio is searched alone."""
+
+    def __init__(self, scorers: list[_FCNScorer]):
+        self.scorers = scorers
+
+    def push(self, crops: np.ndarray) -> None:
+        self.scorers[0].push(crops)
+
+    def finish(self) -> list:
+        lead = self.scorers[0]
+        for other in self.scorers[1:]:
+            # the video side does not depend on the audio (tensors are never changed in place)
+            other._video, other._buffer = list(lead._video), lead._buffer
+            other._next_window, other._frames_seen = lead._next_window, lead._frames_seen
+            other._window_limit = min(other._window_limit, lead._window_limit)
+            other.timings.update({k: lead.timings[k] for k in ("prepare_s", "video_s")})
+        return [scorer.finish() for scorer in self.scorers]
+
+
 class FCNEngine(ThresholdsMixin, SyncEngine):
     """``fcn``: FCN-SyncNet on SyncNet weights (any member of the family), calibrated when possible."""
 
@@ -92,3 +112,7 @@ class FCNEngine(ThresholdsMixin, SyncEngine):
 
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
         return self._configure(_FCNScorer(self, audio, n_frames, max_offset))
+
+    def start_tracks_multi_audio(self, audios, n_frames: int, max_offset: int = 15) -> _MultiAudioScorer:
+        """A scorer reading one track against each of ``audios`` (same length), embedding the video once."""
+        return _MultiAudioScorer([self.start_track(audio, n_frames, max_offset) for audio in audios])
