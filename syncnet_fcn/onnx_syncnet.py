@@ -104,8 +104,11 @@ class AudioFeatures(nn.Module):
 
 
 def _export(module: nn.Module, example: torch.Tensor, input_name: str, dynamic_axis: int) -> bytes:
+    import warnings
+
     buffer = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is chosen on purpose
         # dynamo=False: the TorchScript exporter needs only the onnx package, not onnxscript
         torch.onnx.export(module.eval(), (example,), buffer, dynamo=False, opset_version=OPSET,
                           input_names=[input_name], output_names=["output"],
