@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from syncnet_fcn import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: E402
 from syncnet_fcn.datasets import MIN_TRACK_FRAMES  # noqa: E402
-from syncnet_fcn.engines.landmark import SPEECH_BAND_HZ  # noqa: E402
-from syncnet_fcn.mouth import EYE_OUTER_CORNERS  # noqa: E402
+from syncnet_fcn.landmark.audio_features import SPEECH_BAND_HZ  # noqa: E402
+from syncnet_fcn.landmark.mouth import EYE_OUTER_CORNERS  # noqa: E402
 
 CLIPS = REPO.parent / "shared" / "clips"
 MAX_LAG = 8
@@ -83,7 +83,7 @@ def corpus_reading(tracks: list[dict]) -> tuple[float, int]:
 
 
 def main(argv=None) -> int:
-    from syncnet_fcn.engines.landmark import cached_tracks
+    from syncnet_fcn.landmark.training import cached_tracks
     from syncnet_fcn.evaluation import own_offset
     from syncnet_fcn.media import videos_in
 

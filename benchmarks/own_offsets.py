@@ -55,7 +55,7 @@ def is_contested(deviations: list[float]) -> bool:
 
 def read_clip(pipe, video: Path, cache: Path | None) -> dict:
     """Sub-frame readings of the unshifted clip: one per engine and the model-free one."""
-    from syncnet_fcn.engines.landmark import cached_tracks
+    from syncnet_fcn.landmark.training import cached_tracks
 
     face_tracks = pipe.find_tracks(video)  # found once, for the engines and the model-free measure
     readings = {}

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from . import SIGN_CONVENTION, TIMELINE_FPS, __version__
-from .engines.base import TrackSync
+from .track_sync import TrackSync
 from .tracking import FaceTrack
 
 # A speaking segment shorter than this is noise; gaps shorter than this are bridged.

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from scipy.signal import medfilt
 
-from .engines.base import TrackSync
+from .track_sync import TrackSync
 
 #: F.pairwise_distance's default eps: the original measures ||v - a + eps||
 PAIRWISE_EPS = 1e-6

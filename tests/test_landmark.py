@@ -9,22 +9,14 @@ import numpy as np
 import pytest
 
 from syncnet_fcn.engines.base import TrackSync
-from syncnet_fcn.engines.landmark import (
-    CALIBRATION_PATH,
-    LandmarkEngine,
-    audio_frame_features,
-    frame_scores,
-    heard_frames,
-    landmark_available,
-    load_models,
-    load_calibration,
-    local_confidence,
-    score_track,
-)
+from syncnet_fcn.engines.landmark import LandmarkEngine
+from syncnet_fcn.landmark.audio_features import audio_frame_features, heard_frames
+from syncnet_fcn.landmark.models import CALIBRATION_PATH, landmark_available, load_calibration, load_models
+from syncnet_fcn.landmark.reading import frame_scores, local_confidence, score_track
 from syncnet_fcn.errors import InvalidArgumentError
 from syncnet_fcn.evaluation import leave_one_corpus_out, own_offset
 from syncnet_fcn.media import load_audio, shift_audio
-from syncnet_fcn.mouth import MOUTH_ROI_SHAPE, FaceMeshTracker, compact_landmarks, mouth_appearance, mouth_features
+from syncnet_fcn.landmark.mouth import MOUTH_ROI_SHAPE, FaceMeshTracker, compact_landmarks, mouth_appearance, mouth_features
 
 pytestmark = pytest.mark.skipif(not landmark_available()[0], reason=landmark_available()[1])
 
@@ -118,7 +110,7 @@ def test_mouth_images_follow_the_skull_not_the_frame(clip):
     import cv2
 
     from syncnet_fcn.crops import iter_track_crops
-    from syncnet_fcn.mouth import MouthRegion
+    from syncnet_fcn.landmark.mouth import MouthRegion
     from syncnet_fcn.tracking import find_face_tracks
 
     path = clip("syncnet_example.avi")
@@ -318,21 +310,21 @@ def test_the_compact_mesh_and_appearance_the_pipeline_keeps_read_exactly_like_th
 def test_a_long_track_is_scored_in_pieces_and_still_reads_its_shift(clip, monkeypatch):
     """A track hours long is scored in pieces of bounded length (memory): the same shapes, the shift
     still read, and a piece where the mesh lost the face counts as typical pairs, not as an error."""
-    import syncnet_fcn.engines.landmark as landmark
+    import syncnet_fcn.landmark.reading as reading
 
     path = clip("syncnet_example.avi")
     landmarks, images, audio, track = clip_observations(path)
     span = track_span(shift_audio(audio, -7), track)
     expected = own_offset("syncnet_example.avi") + 7
     whole = score_track(landmarks, span, MAX_OFFSET, mouth_images=images)
-    monkeypatch.setattr(landmark, "SCORING_PIECE_FRAMES", 110)  # 317 frames: three pieces of 105-106
+    monkeypatch.setattr(reading, "SCORING_PIECE_FRAMES", 110)  # 317 frames: three pieces of 105-106
     pieces = score_track(landmarks, span, MAX_OFFSET, mouth_images=images)
     assert pieces.dists.shape == whole.dists.shape and pieces.per_frame_confidence.shape == (len(landmarks),)
     assert not np.array_equal(pieces.dists, whole.dists)  # each piece standardised on its own
     assert abs(pieces.offset_frames - expected) <= 1 and pieces.reliable
     lost = landmarks.copy()
     lost[212:] = np.nan  # the last piece has no face mesh at all
-    scores = landmark.piecewise_frame_scores(lost, span, MAX_OFFSET, load_models(), 0.0, images)
+    scores = reading.piecewise_frame_scores(lost, span, MAX_OFFSET, load_models(), 0.0, images)
     assert np.all(scores[212:] == 0) and np.count_nonzero(scores[:212]) > 0
     assert abs(score_track(lost, span, MAX_OFFSET, mouth_images=images).offset_frames - expected) <= 1
 
@@ -368,7 +360,7 @@ def test_stored_calibration_holds_up_leaving_each_corpus_out():
 @pytest.mark.slow
 def test_stored_bias_measurements_match_the_current_engine(clip):
     """The calibration was measured with this engine: re-measure three clips and compare."""
-    from syncnet_fcn.engines.landmark import measure_bias_error
+    from syncnet_fcn.landmark.calibration import measure_bias_error
 
     calibration = json.loads(CALIBRATION_PATH.read_text())
     stored = calibration["bias_measurement"]["errors"]
@@ -384,16 +376,12 @@ def test_stored_bias_measurements_match_the_current_engine(clip):
 
 
 def test_fit_builds_members_for_lips_and_mouth_images_that_save_and_load(tmp_path):
-    """``python -m syncnet_fcn.engines.landmark fit``: one member per (visual features, seed), from
+    """``python -m syncnet_fcn.landmark fit``: one member per (visual features, seed), from
     face-crop clips and tracked full-frame clips, stored and read back with the same scores."""
     from conftest import SHARED
-    from syncnet_fcn.engines.landmark import (
-        VISUAL_LIPS,
-        VISUAL_LIPS_APPEARANCE,
-        LandmarkModels,
-        fit,
-        frame_scores,
-    )
+    from syncnet_fcn.landmark.features import VISUAL_LIPS, VISUAL_LIPS_APPEARANCE
+    from syncnet_fcn.landmark.models import LandmarkModels
+    from syncnet_fcn.landmark.training import fit
 
     cropped = sorted((SHARED / "train" / "lrc_ar").glob("*.mp4"))[:6]
     tracked = sorted((SHARED / "train" / "grid_s1").glob("*.mp4"))[:3]  # bbaf2n: an evaluation clip

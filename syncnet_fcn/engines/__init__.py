@@ -60,7 +60,7 @@ def available_engines(weights: str | None = None) -> dict[str, dict]:
     for name in ("syncnet", "fcn"):
         status[name] = {"available": wstat["available"], "reason": wstat["reason"], "weights": wstat["weights"]}
     try:
-        from .landmark import landmark_available
+        from ..landmark.models import landmark_available
 
         ok, reason = landmark_available()
     except ImportError as exc:  # the landmark engine's dependencies are missing

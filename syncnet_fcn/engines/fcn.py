@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..calibrate import FCNCalibration, load_calibration, load_thresholds
+from .calibration import FCNCalibration, load_calibration, load_thresholds
 from ..model import FullyConvSyncNet, SyncNet, load_model
 from ..weights import resolve_weights
 from .base import SyncEngine, TrackScorer

@@ -200,7 +200,7 @@ class SlidingWindowEngine(ThresholdsMixin, SyncEngine):
 
     @classmethod
     def from_weights(cls, weights: str | None, device: str = "cpu") -> "SlidingWindowEngine":
-        from ..calibrate import load_thresholds
+        from .calibration import load_thresholds
 
         path = resolve_weights(weights)
         return cls(load_model(path, device), weights=str(path), device=device,
