@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline_speed import random_official_weights  # noqa: E402  (benchmarks/ is on the path)
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO.parent / "shared" / "clips" / "edtalk_pose_source2.mp4"  # one face, 256 px, 60 s
 
@@ -71,19 +73,6 @@ def upscaled(source: Path, height: int, seconds: float) -> Path:
         out.mux(vout.encode())
     os.replace(partial, path)
     return path
-
-
-def random_official_weights() -> str:
-    import torch
-
-    sys.path.insert(0, str(REPO))
-    from syncnet_fcn.model import SyncNet, SyncNetConfig
-
-    torch.manual_seed(0)
-    path = Path(tempfile.gettempdir()) / "syncnet_fcn_bench_random_official.model"
-    if not path.exists():
-        torch.save(SyncNet(SyncNetConfig.official()).state_dict(), path)
-    return str(path)
 
 
 def child(video: str, engine: str, weights: str | None, runtime: str) -> dict:

@@ -31,7 +31,6 @@ from .model import FullyConvSyncNet, SyncNet, prepare_video
 
 OPSET = 17
 _STAMP_KEY = "syncnet_fcn.weights_sha256"
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -176,24 +175,6 @@ def calibration_windows(videos: Iterable[str | os.PathLike], net: SyncNet, *, fr
             progress(done, len(videos))
 
 
-def find_videos(inputs: Iterable[str | os.PathLike], limit: int) -> list[Path]:
-    """Video files of ``inputs`` (folders searched recursively), spread evenly, at most ``limit``."""
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
-        elif path.exists():
-            found.append(path)
-        else:
-            raise InvalidArgumentError(f"no such file or folder: {path}")
-    if not found:
-        raise InvalidArgumentError("no video files to calibrate the int8 model on")
-    if len(found) > limit:
-        found = [found[int(k * len(found) / limit)] for k in range(limit)]
-    return found
-
-
 def export(net: SyncNet, weights: str | os.PathLike, *, directory: str | os.PathLike | None = None,
            int8: bool = False, calibration: Iterable[np.ndarray] = ()) -> list[Path]:
     """Write the video and audio graphs of ``net`` (loaded from the file ``weights``), and with ``int8``
@@ -309,4 +290,4 @@ class OnnxFullyConvSyncNet(FullyConvSyncNet):
 
 
 __all__ = ["VideoStream2D", "AudioFeatures", "OnnxFullyConvSyncNet", "export", "onnx_paths",
-           "calibration_windows", "find_videos", "file_sha256"]
+           "calibration_windows", "file_sha256"]

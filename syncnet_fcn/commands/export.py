@@ -18,9 +18,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..calibrate import _expand_inputs
     from ..errors import InvalidArgumentError
     from ..model import load_model
-    from ..onnx_syncnet import calibration_windows, export, find_videos
+    from ..onnx_syncnet import calibration_windows, export
     from ..runtime import resolve_runtime
     from ..weights import resolve_weights
 
@@ -33,7 +34,9 @@ def run(args) -> int:
     net = load_model(weights, "cpu")
     calibration = ()
     if args.int8:
-        videos = find_videos(args.calibrate_on, args.calibration_videos)
+        found = _expand_inputs(args.calibrate_on)  # files of the folders too; one without a face is skipped
+        limit = args.calibration_videos
+        videos = [found[k * len(found) // limit] for k in range(limit)] if len(found) > limit else found
 
         def progress(done, total):
             print(f"\rcalibration crops: {done}/{total} videos", end="", file=sys.stderr, flush=True)
