@@ -2,7 +2,8 @@
 
 On the copies both runs read (clip, shift): the share read at the same offset, each run's accuracy
 (±1 frame of the truth, REFERENCE §5) on those copies, and how far the confidences (a difference of
-two distances) moved. A run cut short compares on what it finished.
+two distances) moved. A run cut short compares on what it finished: give its progress log (stderr,
+lines ``[i/n] clip -12: 15 -7: 11 …``) instead of its JSON; offsets only, then.
 
     python benchmarks/accuracy.py --engine fcn --weights W --runtime torch --json torch.json
     python benchmarks/accuracy.py --engine fcn --weights W --runtime onnx --int8 --json int8.json
@@ -13,14 +14,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 
 def readings(path: Path) -> tuple[dict, dict]:
-    data = json.loads(path.read_text())
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return _from_log(text), {"runtime": f"log of {path.name}"}
     return {(r["clip"], r["shift"]): r for r in data["results"]}, data
+
+
+def _from_log(text: str) -> dict:
+    """Readings of accuracy.py's progress lines: ``[3/83] clip.mp4  -12: 11 -7:  6✗ +0: -1 …``."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"\[\d+/\d+\] (\S+)\s+(.*)$", line)
+        if not match or ":" not in match.group(2):
+            continue
+        for shift, offset in re.findall(r"([+-]\d+):\s*(-?\d+|-)", match.group(2)):
+            found[(match.group(1), int(shift))] = {
+                "offset": None if offset == "-" else int(offset), "correct": None, "confidence": None}
+    return found
 
 
 def main() -> None:
