@@ -1,7 +1,12 @@
 """REST API and web page for syncnet_fcn (Flask).
 
-    python app.py                 # serves on $PORT or 5000
-    curl -F video=@talk.mp4 http://localhost:5000/api/detect
+    python app.py                 # waitress on 127.0.0.1:5000 ($HOST/$PORT or --host/--port)
+    curl -F video=@talk.mp4 http://127.0.0.1:5000/api/detect
+
+Production: ``waitress-serve --listen=127.0.0.1:5000 --threads=8 app:app`` (or ``python app.py``), with
+``SYNCNET_FCN_API_KEY`` set whenever other machines can reach the port; then every ``/api`` route but
+health and the OpenAPI document needs ``Authorization: Bearer <key>``. ``python app.py --dev`` runs
+Flask's development server instead.
 
 Endpoints: ``POST /api/detect`` (the JSON of ``syncnet-fcn detect``), ``POST /api/analyze`` (every
 engine, per-frame curves, plots), ``POST /api/jobs`` + ``GET /api/jobs/<id>`` (the same analysis in
@@ -12,11 +17,13 @@ and the page at ``/``. All detection is the library's (:mod:`syncnet_fcn.service
 
 from __future__ import annotations
 
+import argparse
+import hmac
+import importlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -26,7 +33,10 @@ from pathlib import Path
 from flask import Flask, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
-from syncnet_fcn import __version__, plots, service
+from syncnet_fcn import __version__, memory, plots, service
+from syncnet_fcn.api.uploads import receive_upload
+from syncnet_fcn.api import timeline as timeline_api
+from syncnet_fcn.api import monitors as monitors_api
 from syncnet_fcn.errors import InvalidArgumentError, SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
 
@@ -48,7 +58,13 @@ DEFAULT_CONFIG = {
     "SYNC_DEVICE": os.environ.get("SYNCNET_FCN_DEVICE", "cpu"),
     "SYNC_UPLOAD_DIR": None,  # where upload workspaces are made (None: the system temp dir)
     "SYNC_PIPELINE_FACTORY": None,  # tests may inject a stand-in for SyncPipeline
+    # when set, every /api route but PUBLIC_API_PATHS needs "Authorization: Bearer <key>"
+    "SYNC_API_KEY": os.environ.get("SYNCNET_FCN_API_KEY") or None,
+    # form fields (parts) one request may carry; werkzeug's own guard, named here for its error message
+    "MAX_FORM_PARTS": 1000,
 }
+
+PUBLIC_API_PATHS = {"/api/health", "/api/openapi.json"}
 
 STAGES = {"tracks": ("finding faces", 0.0, 0.45), "sync": ("measuring sync", 0.45, 0.9)}
 
@@ -164,6 +180,7 @@ class SyncService:
             # the upload goes before the job reads as finished, so "done" means nothing is left behind
             if upload_dir is not None:
                 shutil.rmtree(upload_dir, ignore_errors=True)
+            memory.release_freed_memory()
             job.finished_at = time.time()
             if error is None and result is not None:
                 job.result, job.stage, job.progress, job.state = result, "done", 1.0, "done"
@@ -211,6 +228,30 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     sync = SyncService(app.config)
     app.extensions["syncnet_fcn"] = sync
+    app.register_blueprint(importlib.import_module("syncnet_fcn.api.eval").blueprint)
+    app.register_blueprint(importlib.import_module("syncnet_fcn.api.fix").blueprint)
+    app.register_blueprint(timeline_api.bp)
+    app.register_blueprint(monitors_api.blueprint)
+
+    @app.before_request
+    def require_api_key():
+        # app-wide, so every blueprint's routes are covered too
+        key = app.config["SYNC_API_KEY"]
+        if not key or not request.path.startswith("/api/") or request.path in PUBLIC_API_PATHS:
+            return None
+        scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode()):
+            return None
+        message = ("this server requires an API key: send it as 'Authorization: Bearer <key>'"
+                   if not given else "the API key given is not this server's")
+        return error_response("unauthorized", message, 401, {"WWW-Authenticate": 'Bearer realm="syncnet_fcn"'})
+
+    @app.after_request
+    def give_memory_back(response):
+        # a finished analysis leaves freed buffers in malloc's arenas; hand them back to the system
+        if request.method == "POST":
+            memory.release_freed_memory()
+        return response
 
     @app.before_request
     def refuse_oversized_body():
@@ -223,7 +264,8 @@ def create_app(config: dict | None = None) -> Flask:
     @app.get("/")
     def index():
         return render_template("index.html", max_upload_bytes=app.config["MAX_CONTENT_LENGTH"],
-                               max_upload=_megabytes(app.config["MAX_CONTENT_LENGTH"]), version=__version__)
+                               max_upload=_megabytes(app.config["MAX_CONTENT_LENGTH"]), version=__version__,
+                               api_key_required=bool(app.config["SYNC_API_KEY"]))
 
     @app.get("/api/health")
     def health():
@@ -234,6 +276,7 @@ def create_app(config: dict | None = None) -> Flask:
             "version": __version__,
             "engines": status,
             "default_engines": runnable or ["auto"],
+            "api_key_required": bool(app.config["SYNC_API_KEY"]),
             "limits": {
                 "max_upload_bytes": app.config["MAX_CONTENT_LENGTH"],
                 "workers": int(app.config["SYNC_WORKERS"]),
@@ -314,7 +357,7 @@ def create_app(config: dict | None = None) -> Flask:
         code = (exc.name or "error").lower().replace(" ", "_")
         if exc.code == 413:
             code = "too_large"
-            message = f"upload is larger than the {_megabytes(app.config['MAX_CONTENT_LENGTH'])} limit"
+            message = _too_large_message(app)
         else:
             message = exc.description or exc.name
         return error_response(code, message, exc.code or 500)
@@ -344,27 +387,6 @@ def _analysis_options(app: Flask) -> tuple[list[str], int, bool]:
     return engines, max_offset, plots_mode == "inline"
 
 
-def receive_upload(app: Flask) -> tuple[Path, Path, str]:
-    """Store the ``video`` part in a fresh workspace and check it decodes: ``(workspace, path, name)``.
-
-    The caller owns the workspace; it is removed here if the upload is refused.
-    """
-    upload = request.files.get("video")
-    if upload is None:
-        raise InvalidArgumentError("send the video as a multipart form field named 'video'")
-    name = service.safe_filename(upload.filename, default="video")
-    root = app.config["SYNC_UPLOAD_DIR"]
-    upload_dir = Path(tempfile.mkdtemp(prefix="syncnet_fcn_", dir=root))
-    try:
-        path = upload_dir / name
-        upload.save(path)
-        service.check_video(path)
-    except BaseException:
-        shutil.rmtree(upload_dir, ignore_errors=True)
-        raise
-    return upload_dir, path, name
-
-
 class received_video:
     """``with received_video(app) as (path, name):`` — the checked upload, removed on exit."""
 
@@ -381,15 +403,52 @@ class received_video:
             shutil.rmtree(self.upload_dir, ignore_errors=True)
 
 
+def _too_large_message(app: Flask) -> str:
+    """Why werkzeug refused the body: its size, or (a small body) too many form fields."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    declared = request.content_length
+    if declared is not None and (limit is None or declared <= limit):
+        return (f"the form has too many fields (at most {app.config['MAX_FORM_PARTS']}): send the video "
+                "and the few options the endpoint documents")
+    return f"upload is larger than the {_megabytes(limit)} limit (the server's SYNCNET_FCN_MAX_UPLOAD_MB)"
+
+
 def _megabytes(n: int | None) -> str:
     if n is None:
         return "unlimited"
     return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
 
 
+memory.limit_malloc_arenas()  # before the worker threads start: each would otherwise get its own arena
 app = create_app()
 
-if __name__ == "__main__":
+
+def serve(argv: list[str] | None = None) -> None:
+    """``python app.py [--host H] [--port P] [--dev]``: waitress (Flask's server with --dev) on 127.0.0.1."""
+    parser = argparse.ArgumentParser(description="syncnet_fcn REST API and web page")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"),
+                        help="interface to listen on (default $HOST or 127.0.0.1; 0.0.0.0 = every interface: "
+                             "set SYNCNET_FCN_API_KEY then)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")),
+                        help="port (default $PORT or 5000)")
+    parser.add_argument("--threads", type=int, default=8, help="waitress request threads (default 8)")
+    parser.add_argument("--dev", action="store_true", help="Flask's development server instead of waitress")
+    args = parser.parse_args(argv)
     filter_native_stderr()
     logging.basicConfig(level=logging.INFO)
-    app.run(host="0.0.0.0", port=int(os.environ.get("PORT", "5000")), threaded=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not app.config["SYNC_API_KEY"]:
+        log.warning("listening on %s without SYNCNET_FCN_API_KEY: anyone who can reach this port can use the API",
+                    args.host)
+    if args.dev:
+        app.run(host=args.host, port=args.port, threaded=True)
+        return
+    from waitress import serve as waitress_serve
+
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    # waitress buffers a body before the app sees it: it stops reading (413) at the same limit
+    waitress_serve(app, host=args.host, port=args.port, threads=args.threads,
+                   max_request_body_size=(limit + 2**20) if limit else 2**30)
+
+
+if __name__ == "__main__":
+    serve()

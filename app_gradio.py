@@ -1,12 +1,18 @@
 """Gradio demo (the Hugging Face Space's app_file): upload a clip and compare every sync engine.
 
-    python app_gradio.py          # serves on 0.0.0.0:7860 ($GRADIO_SERVER_PORT respected)
+    python app_gradio.py          # serves on 127.0.0.1:7860 (--host/--port, or $HOST / $GRADIO_SERVER_PORT)
+
+A Space sets ``HOST=0.0.0.0`` (or ``GRADIO_SERVER_NAME``). Uploads are limited like the REST API's
+(``SYNCNET_FCN_MAX_UPLOAD_MB``, default 200); result files live in one temporary folder, made on the
+first analysis and removed when the process exits.
 
 A thin layer over :mod:`syncnet_fcn.service` and :mod:`syncnet_fcn.plots`; no detection logic here.
 """
 
 from __future__ import annotations
 
+import argparse
+import atexit
 import html
 import json
 import logging
@@ -18,10 +24,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from syncnet_fcn import __version__, plots, service
+from app_gradio_timeline import timeline_tab
+from syncnet_fcn import __version__, memory, plots, service
 from syncnet_fcn.engines import ENGINE_NAMES
 from syncnet_fcn.errors import SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
+
+from gradio_fix import build_fix_tab  # noqa: E402  (beside this file)
+from gradio_monitor import build_monitor_tab
 
 log = logging.getLogger("syncnet_fcn.app_gradio")
 HERE = Path(__file__).resolve().parent
@@ -32,7 +42,8 @@ VIDEO_TYPES = ["video", ".avi", ".mkv", ".mpg", ".mpeg", ".mov", ".mp4", ".m4v",
 OUTPUT_TTL_S = 3600  # result files (JSON, annotated video) are kept this long for download
 
 PIPELINES = service.PipelineCache()
-OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="syncnet_fcn_gradio_"))
+MAX_UPLOAD_BYTES = int(float(os.environ.get("SYNCNET_FCN_MAX_UPLOAD_MB", "200")) * 2**20)  # as app.py
+_output_root: Path | None = None  # made on first use, removed at exit
 
 STAGES = {"tracks": ("Finding faces", 0.0, 0.5), "sync": ("Measuring sync", 0.5, 0.85)}
 
@@ -95,6 +106,8 @@ def analyze(video: str | None, engines: list[str], max_offset: float, progress=g
         log.exception("analysis failed")
         raise gr.Error(f"internal error ({type(exc).__name__}); the server log has the details",
                        title="Something went wrong", print_exception=False) from None
+    finally:
+        memory.release_freed_memory()  # freed frames and features go back to the system between runs
     progress(1.0, desc="Done")
     return (summary_html(document), summary_table(document), confidence, curves, turns, str(annotated), stills,
             str(json_path))
@@ -163,11 +176,21 @@ def _fmt(x, digits: int = 2) -> str:
 
 def _new_output_dir() -> Path:
     """A fresh directory for one run's files; runs older than OUTPUT_TTL_S are removed."""
+    root = output_root()
     cutoff = time.time() - OUTPUT_TTL_S
-    for old in OUTPUT_ROOT.glob("run_*"):
+    for old in root.glob("run_*"):
         if old.stat().st_mtime < cutoff:
             shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix="run_", dir=OUTPUT_ROOT))
+    return Path(tempfile.mkdtemp(prefix="run_", dir=root))
+
+
+def output_root() -> Path:
+    """The process's folder for result files: created on first use, removed when the process exits."""
+    global _output_root
+    if _output_root is None or not _output_root.is_dir():
+        _output_root = Path(tempfile.mkdtemp(prefix="syncnet_fcn_gradio_"))
+        atexit.register(shutil.rmtree, _output_root, ignore_errors=True)
+    return _output_root
 
 
 def example_videos() -> list[list[str]]:
@@ -215,20 +238,36 @@ def build_demo() -> gr.Blocks:
                 table = gr.Dataframe(headers=TABLE_HEADERS, label="Every engine and face track",
                                      interactive=False, elem_id="details")
                 result_file = gr.File(label="Full JSON result", interactive=False, height=90, elem_id="result-json")
+        timeline_tab()
+        build_monitor_tab()
         gr.Markdown(f"<small>syncnet_fcn {__version__} · confidence is LSE-C, min distance is LSE-D "
                     "(SyncNet's measures).</small>")
         run.click(analyze, inputs=[video, engines, max_offset],
                   outputs=[summary, table, confidence_plot, curves_plot, turns_plot, annotated, stills, result_file],
                   api_name="analyze", concurrency_limit=1)
+        with gr.Tab("Fix sync"):
+            build_fix_tab(PIPELINES, output_root)
     return demo
 
 
 demo = build_demo()
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="syncnet_fcn Gradio demo")
+    parser.add_argument("--host", default=os.environ.get("HOST") or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="interface to listen on (default $HOST, $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                        help="port (default $GRADIO_SERVER_PORT or 7860)")
+    args = parser.parse_args(argv)
     filter_native_stderr()
+    memory.limit_malloc_arenas()
     demo.queue(max_size=8).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        server_name=args.host,
+        server_port=args.port,
+        max_file_size=MAX_UPLOAD_BYTES,
         allowed_paths=[str(CLIPS)] if CLIPS.is_dir() else None,
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -12,11 +12,26 @@
   const maxBytes = Number(form.dataset.maxBytes) || null;
   let lastResult = null;
 
+  // -- API key: sent as a Bearer token when the server asks for one; kept for this tab only ------------------
+
+  const keyInput = $("api-key");
+  keyInput.value = sessionStorage.getItem("syncnet_fcn_api_key") || "";
+  keyInput.addEventListener("change", () => sessionStorage.setItem("syncnet_fcn_api_key", keyInput.value.trim()));
+  function authHeaders() {
+    const key = keyInput.value.trim();
+    return key ? { Authorization: "Bearer " + key } : {};
+  }
+  function askForKey() {
+    $("api-key-row").hidden = false;
+    keyInput.focus();
+  }
+
   // -- engines: ask the server which can run, check those by default --------------------------------------
 
   fetch("/api/health")
     .then((r) => r.json())
     .then((health) => {
+      if (health.api_key_required) $("api-key-row").hidden = false;
       const box = $("engine-choices");
       $("engines-loading").remove();
       for (const [name, status] of Object.entries(health.engines)) {
@@ -84,6 +99,7 @@
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/jobs");
     xhr.responseType = "json";
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) setProgress(0.1 * e.loaded / e.total, `uploading ${Math.round(100 * e.loaded / e.total)}%`);
     };
@@ -97,7 +113,7 @@
   });
 
   function poll(url) {
-    fetch(url)
+    fetch(url, { headers: authHeaders() })
       .then((r) => r.json().then((body) => ({ status: r.status, body })))
       .then(({ status, body }) => {
         if (status !== 200) return fail(body, status);
@@ -112,7 +128,12 @@
   function fail(body, status) {
     busy(false);
     $("progress").hidden = true;
-    const message = (body && body.error && body.error.message) || `The server answered ${status || "with an error"}.`;
+    let message = (body && body.error && body.error.message) || `The server answered ${status || "with an error"}.`;
+    if (status === 401) {
+      message = "This server requires an API key and " + (keyInput.value.trim() ? "the one given is wrong" : "none was given")
+        + ": enter it above and press Analyze again. (" + message + ")";
+      askForKey();
+    }
     showError(message);
   }
 

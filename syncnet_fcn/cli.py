@@ -1,4 +1,4 @@
-"""Command line: ``syncnet-fcn detect | engines | weights | calibrate | train``.
+"""Command line: ``syncnet-fcn detect | engines | weights | calibrate | train | monitor``.
 
 User errors print one line (``error: …``) on stderr and exit with code 2; no traceback.
 """
@@ -6,6 +6,7 @@ User errors print one line (``error: …``) on stderr and exit with code 2; no t
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -14,7 +15,10 @@ from pathlib import Path
 
 from . import SIGN_CONVENTION, __version__
 from .commands import export
+from .commands import timeline as timeline_command
 from .errors import InvalidArgumentError, SyncNetError
+from .commands.progress import StageProgressBar as _ProgressBar
+from .commands import monitor as monitor_command
 from .native_logs import filter_native_stderr
 
 EXIT_USAGE = 2
@@ -23,7 +27,8 @@ EXIT_USAGE = 2
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # run as the program (not called from Python): keep mediapipe's log lines off the terminal
         filter_native_stderr()
-    parser = build_parser()
+    # the train options come from the training module, which imports torch (~1.5 s): only when asked for
+    parser = build_parser(with_train_options="train" in (sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncnet-fcn",
         description="Audio-visual sync: per face track, the audio-video offset, confidence and LSE-C/LSE-D.",
@@ -93,10 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_thresholds)
 
     export.add_parser(sub)
+    timeline_command.add_parser(sub)
 
     p = sub.add_parser("train", help="train a SyncNet-family model on talking-face footage")
     p.set_defaults(func=cmd_train)
-    _add_train_arguments(p)
+    if with_train_options:
+        _add_train_arguments(p)
+    importlib.import_module(".commands.eval", __package__).add_parser(sub)
+    importlib.import_module(".commands.fix", __package__).add_parser(sub)
+    monitor_command.add_parser(sub)
     return parser
 
 
@@ -104,9 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_detect(args) -> int:
-    from .pipeline import SyncPipeline
-    from .tracking import TrackingOptions
-
     video = Path(args.video)
     if not video.exists():
         raise InvalidArgumentError(f"no such file: {video}")
@@ -115,6 +122,14 @@ def cmd_detect(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.resolve() == video.resolve():
         raise InvalidArgumentError("--out would overwrite the input video")
+    if out is not None:
+        check_output_file(out, "--out")
+    from .media import probe
+
+    probe(video)  # refuses unreadable or oversized media from its headers, before any model loads
+    from .pipeline import SyncPipeline
+    from .tracking import TrackingOptions
+
     tracking = TrackingOptions(min_track_frames=args.min_track_frames, min_face_size=args.min_face_size)
     bar = None if args.quiet else _ProgressBar()
     try:
@@ -127,7 +142,11 @@ def cmd_detect(args) -> int:
             bar.close()
     document = report.to_json(full=args.full)
     if out is not None:
-        _write_atomic(out, document + "\n")
+        try:
+            _write_atomic(out, document + "\n")
+        except OSError as exc:  # disk full, folder removed meanwhile: the result is still printed below
+            print(document if args.json else report.format_table())
+            raise InvalidArgumentError(f"cannot write --out {out}: {exc.strerror or exc}") from None
     print(document if args.json else report.format_table())
     return 0
 
@@ -194,31 +213,19 @@ def cmd_train(args) -> int:
 # -- helpers --------------------------------------------------------------------------------------------
 
 
-class _ProgressBar:
-    """tqdm bar on stderr, one per pipeline stage; silent when stderr is not a terminal-ish stream."""
-
-    LABELS = {"tracks": "finding faces", "sync": "measuring sync"}
-
-    def __init__(self):
-        self.stage = None
-        self.bar = None
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=100, desc=self.LABELS.get(stage, stage), unit="%", file=sys.stderr,
-                            leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-        target = int(round(fraction * 100))
-        if target > self.bar.n:
-            self.bar.update(target - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+def check_output_file(path: Path, option: str) -> None:
+    """Before any work: ``path`` can be written (its folder exists or can be made, it is not a folder)."""
+    if path.is_dir():
+        raise InvalidArgumentError(f"{option} {path} is a directory: give a file name")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidArgumentError(f"{option}: cannot create the folder {folder}: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        raise InvalidArgumentError(f"{option}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidArgumentError(f"{option}: {path} cannot be written (permission denied)")
 
 
 def _write_atomic(path: Path, text: str) -> None:

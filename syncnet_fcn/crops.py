@@ -53,9 +53,10 @@ def crop_face(frame_bgr: np.ndarray, box, size: int = 224, crop_scale: float = C
                 crop_window(box, crop_scale), size)
 
 
-def crop_timeline_frame(frame, box, size: int = 224) -> np.ndarray:
-    """:func:`crop_face` of a :class:`~syncnet_fcn.media.TimelineFrame`, converting only the crop's pixels."""
-    return _cut(frame.region, frame.height, frame.width, crop_window(box), size)
+def crop_timeline_frame(frame, box, size: int = 224, crop_scale: float = CROP_SCALE) -> np.ndarray:
+    """:func:`crop_face` of a :class:`~syncnet_fcn.media.TimelineFrame`, converting only the pixels under
+    the crop (same result as cropping the whole converted frame)."""
+    return _cut(frame.region, frame.height, frame.width, crop_window(box, crop_scale), size)
 
 
 def _cut(pixels: Callable[[int, int, int, int], np.ndarray], height: int, width: int,

@@ -24,6 +24,13 @@ class MediaError(SyncNetError):
     http_status = 415
 
 
+class MediaTooLargeError(MediaError):
+    """The container's headers declare more than the media limits allow (frame size, length, streams)."""
+
+    code = "media_too_large"
+    http_status = 413
+
+
 class NoVideoStreamError(MediaError):
     code = "no_video_stream"
     http_status = 415

@@ -27,6 +27,7 @@ from av.video.reformatter import VideoReformatter
 
 from . import AUDIO_SAMPLE_RATE, SAMPLES_PER_FRAME, TIMELINE_FPS
 from .errors import MediaError, NoAudioError, NoVideoStreamError
+from .limits import MediaLimits, check_container, check_frame_size, decoder_threads
 
 #: file endings of the video containers the toolkit looks for in a folder
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".m4v"})
@@ -57,6 +58,17 @@ class MediaInfo:
     audio_sample_rate: int | None  # of the source audio stream (load_audio always returns 16 kHz)
     variable_frame_rate: bool
     video_start_s: float = 0.0  # presentation time of the first video frame: timeline time zero
+    # set when the headers promise more video than the file holds (cut short, damaged): the length the
+    # headers declare; duration_s and n_frames are then what could be read
+    declared_duration_s: float | None = None
+
+    @property
+    def damage_note(self) -> str | None:
+        """One line saying the file is cut short, or None."""
+        if self.declared_duration_s is None:
+            return None
+        return (f"the file is truncated or damaged: only {self.duration_s:.1f} s of its "
+                f"{self.declared_duration_s:.1f} s of video could be read")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -70,7 +82,10 @@ def _open(path) -> av.container.InputContainer:
     if os.path.isdir(path):
         raise MediaError(f"{path} is a directory, not a video file")
     try:
-        return av.open(path, metadata_errors="ignore")
+        # max_pixels: the decoders that probe the streams (avformat_find_stream_info) refuse frames above
+        # the limit instead of allocating them, so a file declaring huge frames costs nothing to open
+        return av.open(path, metadata_errors="ignore",
+                       options={"max_pixels": str(MediaLimits.from_env().max_frame_pixels)})
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise MediaError(f"cannot open {os.path.basename(path)} as a video: {_reason(exc)}") from None
 
@@ -82,6 +97,7 @@ def _reason(exc: Exception) -> str:
 
 def _video_stream(container, path) -> av.video.stream.VideoStream:
     name = os.path.basename(os.fspath(path))
+    check_container(container, name)  # from the headers, before a frame is decoded
     if container.format.name in _IMAGE_FORMATS or container.format.name.endswith("_pipe"):
         raise NoVideoStreamError(f"{name} is a still image, not a video")
     if not container.streams.video:
@@ -89,6 +105,9 @@ def _video_stream(container, path) -> av.video.stream.VideoStream:
         raise NoVideoStreamError(f"{name} is {kind}: a video with a face is needed")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"  # frame + slice threads: decoding is the main cost of a pass
+    context = stream.codec_context
+    if context.width and context.height:  # each frame thread holds a frame: big frames, fewer threads
+        context.thread_count = decoder_threads(context.width, context.height)
     return stream
 
 
@@ -185,7 +204,8 @@ def probe(path) -> MediaInfo:
         stream = _video_stream(container, path)
         first = next(_decode_packets(container, stream, name, "video"), None)
         if first is None:
-            raise MediaError(f"{name} has a video stream but no decodable frame")
+            raise MediaError(f"{name} has a video stream but no decodable frame (truncated or damaged?)")
+        check_frame_size(first.width, first.height, name)
         start_s = _frame_time(first, stream, 0)
         rotation = _rotation_cw(first)
         width, height = first.width, first.height
@@ -201,6 +221,12 @@ def probe(path) -> MediaInfo:
             times, packet_end = [], None
         if end_s is None:
             end_s = packet_end
+        declared_s = None
+        if end_s is not None and end_s - start_s > _TAIL_CHECK_S and not _tail_decodes(container, stream, end_s):
+            video_end, file_end = _last_packet_ends(container, stream)
+            # cut short only if no stream reaches the end (video may simply stop before the sound)
+            if video_end is not None and max(video_end, file_end or 0.0) < end_s - _TAIL_CHECK_S:
+                declared_s, end_s = end_s - start_s, max(video_end, start_s + 1.0 / TIMELINE_FPS)
     if end_s is None or end_s <= start_s:
         # Nothing says how long the video is: count one source frame.
         rate = float(stream.average_rate or stream.guessed_rate or TIMELINE_FPS)
@@ -218,7 +244,42 @@ def probe(path) -> MediaInfo:
         audio_sample_rate=int(audio.rate) if audio is not None and audio.rate else None,
         variable_frame_rate=_is_variable_rate(times),
         video_start_s=start_s,
+        declared_duration_s=declared_s,
     )
+
+
+# A file whose last this-many seconds of video cannot be read counts as cut short.
+_TAIL_CHECK_S = 1.0
+
+
+def _tail_decodes(container, stream, end_s: float) -> bool:
+    """Whether a video packet near the declared end can be read (a cut file fails here)."""
+    try:
+        container.seek(int((end_s - _TAIL_CHECK_S) / stream.time_base), stream=stream, backward=True)
+        for packet in container.demux(stream):
+            if packet.pts is not None and float(packet.pts * stream.time_base) >= end_s - _TAIL_CHECK_S:
+                return True
+    except (av.FFmpegError, EOFError, OSError):
+        return False
+    return False
+
+
+def _last_packet_ends(container, video) -> tuple[float | None, float | None]:
+    """End times of the last readable video packet and of the last readable packet of any stream,
+    scanning from the start (demux only, nothing decoded)."""
+    video_end = file_end = None
+    try:
+        container.seek(0)
+        for packet in container.demux():
+            if packet.pts is None or not packet.size or packet.stream.time_base is None:
+                continue
+            stop = float((packet.pts + (packet.duration or 0)) * packet.stream.time_base)
+            file_end = stop if file_end is None else max(file_end, stop)
+            if packet.stream.index == video.index:
+                video_end = stop if video_end is None else max(video_end, stop)
+    except (av.FFmpegError, EOFError, OSError):
+        pass
+    return video_end, file_end
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from .media import load_audio, prefetched, probe, track_audio
 from .runtime import resolve_device, resolve_runtime
 from .report import SyncReport, TrackResult, attribute_speakers
 from .single_pass import CropChunk, TrackFound, iter_tracks_with_crops
-from .tracking import FaceTrack, TrackingOptions, find_face_tracks, number_tracks
+from .tracking import SHORTEST_TRACK_FRAMES, FaceTrack, TrackingOptions, find_face_tracks, number_tracks
+from .weights import weights_label
 
 #: progress(stage, fraction): stage is "tracks" or "sync"; fraction runs 0 → 1 within a stage.
 ProgressCallback = Callable[[str, float], None]
@@ -60,13 +61,15 @@ class SyncPipeline:
         if not 1 <= int(max_offset) <= 50:
             raise InvalidArgumentError(f"max_offset must be between 1 and 50 frames, got {max_offset}")
         self.max_offset = int(max_offset)
+        self.device = resolve_device(device)
+        check_device(self.device)
         self.tracking = tracking or TrackingOptions()
+        check_tracking_options(self.tracking)
         self.detector_name = detector
         self.progress = progress
         self.engines: dict[str, SyncEngine] = {}
         self.engine_errors: dict[str, str] = {}
 
-        self.device = resolve_device(device)
         self.runtime = resolve_runtime(runtime, self.device, int8)
         names = list(engines) if engines is not None else [engine or "auto"]
         for name in names:
@@ -165,9 +168,7 @@ class SyncPipeline:
         waited = time.perf_counter() - t0 - sum(engine_time.values())
         timings = {"tracks_s": waited if one_pass else 0.0, "crops_s": 0.0 if one_pass else waited}
         if not found:
-            raise NoFaceError(
-                f"no face track of at least {self.tracking.min_track_frames} frames found in {Path(video).name}"
-            )
+            raise NoFaceError(self._no_face_message(video, info))
         key_of = {id(track): key for key, track in found.items()}
         tracks = number_tracks(list(found.values())) if one_pass else tracks
 
@@ -187,15 +188,62 @@ class SyncPipeline:
             reports[name] = SyncReport(
                 video=str(video),
                 engine=name,
-                weights=engine.weights,
+                weights=weights_label(engine.weights),
                 duration_s=info.duration_s,
                 max_offset=self.max_offset,
                 tracks=results[name],
                 timings={**timings, "engine_s": engine_time[name], "total_s": total},
+                warning=info.damage_note,
             )
         return reports
+
+    def _no_face_message(self, video, info) -> str:
+        """What was looked for: the track length actually required (short clips need less) and the size filter."""
+        options = self.tracking
+        needed = min(options.min_track_frames, max(SHORTEST_TRACK_FRAMES, int(0.8 * info.n_frames)))
+        message = f"no face track of at least {needed} frames"
+        if options.min_face_size > 0:
+            message += (f" with a mean face size of at least {options.min_face_size:g} px "
+                        "(the minimum face size asked for)")
+        message += f" found in {Path(video).name} ({info.duration_s:.2f} s)"
+        if info.damage_note:
+            message += f"; {info.damage_note}"
+        return message
 
     def run(self, video: str | Path, **kwargs) -> SyncReport:
         """The report of the first (or only) engine."""
         reports = self.analyze(video, **kwargs)
         return next(iter(reports.values()))
+
+
+def check_device(device: str) -> None:
+    """Refuse a torch device that does not exist here before any model loads (InvalidArgumentError)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidArgumentError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidArgumentError(f"device {device!r} asked for, but no CUDA GPU is usable here: use cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise InvalidArgumentError(
+                f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are present")
+        return
+    if parsed.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InvalidArgumentError(f"device {device!r} asked for, but Apple's MPS is not available here: use cpu")
+        return
+    raise InvalidArgumentError(f"device {device!r} is not supported: use cpu, cuda, cuda:N or mps")
+
+
+def check_tracking_options(options: TrackingOptions) -> None:
+    """Refuse tracking settings that cannot mean anything (InvalidArgumentError)."""
+    if not options.min_track_frames >= 1:
+        raise InvalidArgumentError(f"the minimum track length must be at least 1 frame, got {options.min_track_frames}")
+    if not 0 <= options.min_face_size < float("inf"):
+        raise InvalidArgumentError(f"the minimum face size must be a number of pixels >= 0, "
+                                   f"got {options.min_face_size}")

@@ -95,6 +95,7 @@ class SyncReport:
     max_offset: int
     tracks: list[TrackResult]
     timings: dict = field(default_factory=dict)
+    warning: str | None = None  # e.g. the file is cut short: what was analysed is less than it declares
 
     @property
     def main(self) -> TrackResult | None:
@@ -132,6 +133,7 @@ class SyncReport:
             "main_track_id": None if main is None else main.track_id,
             "tracks": [t.to_dict(full=full) for t in self.tracks],
             "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
+            "warning": self.warning,
             "version": __version__,
         }
 
@@ -144,6 +146,8 @@ class SyncReport:
             f"{Path(self.video).name} · {self.duration_s:.2f} s · engine {self.engine}"
             + (f" ({self.weights})" if self.weights else "")
         ]
+        if self.warning:
+            lines.append(f"warning: {self.warning}")
         header = (f"{'track':>5}  {'frames':>13}  {'face px':>7}  {'offset':>6}  {'ms':>6}  {'conf':>6}  "
                   f"{'min dist':>8}  {'speaks':>6}  reliable")
         lines += [header, "-" * len(header)]

@@ -25,10 +25,12 @@ DEFAULT_MAX_OFFSET = 15
 
 
 def engine_status(weights: str | None = None) -> dict[str, dict]:
-    """``{name: {"available", "reason", "weights"}}`` for every engine (see ``available_engines``)."""
+    """``{name: {"available", "reason", "weights"}}`` for every engine (see ``available_engines``), with
+    weights named by file name and sha256 rather than by where they sit on the server."""
     from .engines import available_engines
+    from .weights import public_weights_status
 
-    return available_engines(weights)
+    return {name: public_weights_status(status) for name, status in available_engines(weights).items()}
 
 
 def runnable_engines(weights: str | None = None) -> list[str]:
@@ -43,6 +45,12 @@ def parse_engines(value: str | Sequence[str] | None, weights: str | None = None)
         items = [] if value is None else [v.strip().lower() for v in value.split(",")]
     else:
         items = [str(v).strip().lower() for v in value]
+    if value is not None and not isinstance(value, str) and not value:
+        items = []
+    elif value is not None and not any(items) and (not isinstance(value, str) or value.strip()):
+        # "," or " , ": names were meant but none given; not the same as leaving the field out
+        raise InvalidArgumentError(
+            f"no engine name in {value!r}: give one of {', '.join(ENGINE_NAMES)}, auto or all (or leave it out)")
     items = [v for v in items if v]
     if not items or items == ["all"]:
         found = runnable_engines(weights)

@@ -108,6 +108,8 @@ def resolve_weights(spec: str | os.PathLike | None) -> Path:
             raise WeightsError(f"weights {spec_str} not downloaded yet. Need {_where_to_put(spec_str)}")
         return path
     path = Path(spec_str).expanduser()
+    if path.is_dir():
+        raise WeightsError(f"{path} is a directory: give the weights file itself (a .pt or .model file)")
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist. For the official weights: {_where_to_put()}")
     return path
@@ -122,6 +124,45 @@ def weights_status(spec: str | os.PathLike | None) -> dict:
     if path.stat().st_size == 0:
         return {"available": False, "reason": f"weights file {path} is empty", "weights": str(path)}
     return {"available": True, "reason": f"weights at {path}", "weights": str(path)}
+
+
+_LABELS: dict[tuple, str] = {}
+
+
+def weights_label(weights: str | os.PathLike | None) -> str | None:
+    """How results name a weights file: its file name and sha256, never the folder it sits in.
+
+    Anything that is not an existing file (a registry name not yet resolved, "mediapipe bundled face
+    models") is returned unchanged. Checksums are remembered per (path, size, mtime).
+    """
+    if weights is None:
+        return None
+    path = Path(weights)
+    try:
+        stat = path.stat()
+    except (OSError, ValueError):
+        return str(weights)
+    if not path.is_file():
+        return str(weights)
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _LABELS:
+        _LABELS[key] = f"{path.name} (sha256 {sha256_file(path)})"
+    return _LABELS[key]
+
+
+def public_weights_status(status: dict) -> dict:
+    """``weights_status``'s answer with server paths replaced by :func:`weights_label` (for clients)."""
+    out = dict(status)
+    out["reason"] = str(status.get("reason", "")).replace(str(cache_dir()), "the weights cache ($SYNCNET_FCN_CACHE)")
+    raw = status.get("weights")
+    if raw:
+        label = weights_label(raw)
+        out["weights"] = label
+        out["reason"] = out["reason"].replace(str(raw), label)
+        parent = str(Path(raw).parent)
+        if parent not in (".", "/"):
+            out["reason"] = out["reason"].replace(parent + os.sep, "")
+    return out
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -28,6 +28,16 @@ def manifest() -> list[dict]:
     return json.loads(path.read_text())
 
 
+@pytest.fixture(scope="module")
+def isolated_engines(tmp_path_factory):
+    """No SyncNet weights anywhere: the engine that runs (and ``auto`` picks) is ``landmark``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYNCNET_FCN_CACHE", str(tmp_path_factory.mktemp("weights_cache")))
+        mp.delenv("SYNCNET_FCN_WEIGHTS", raising=False)
+        mp.setenv("SYNCNET_FCN_NO_PROJECT_WEIGHTS", "1")
+        yield
+
+
 @pytest.fixture
 def clip():
     """``clip("syncnet_example.avi")`` → path, skipping when ../shared is absent."""

@@ -41,16 +41,6 @@ EXAMPLE_CLIP = "syncnet_example.avi"
 
 
 @pytest.fixture(scope="module")
-def isolated_engines(tmp_path_factory):
-    """No SyncNet weights anywhere: the engine that runs is ``landmark``."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SYNCNET_FCN_CACHE", str(tmp_path_factory.mktemp("weights_cache")))
-        mp.delenv("SYNCNET_FCN_WEIGHTS", raising=False)
-        mp.setenv("SYNCNET_FCN_NO_PROJECT_WEIGHTS", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
 def upload_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("uploads")
 

@@ -166,6 +166,9 @@ def _evidence(landmarks: np.ndarray, audio: np.ndarray) -> tuple[int, str | None
     fewer than :data:`MIN_MESH_FRAMES` frames with a mesh, or with sound, say nothing about sync."""
     n = len(landmarks)
     mesh_frames = int(np.isfinite(landmarks).all(axis=(1, 2)).sum())
+    if n < MIN_MESH_FRAMES:
+        return mesh_frames, (f"the face is seen for only {n} frames ({n / 25:.2f} s); reading sync needs "
+                             f"at least {MIN_MESH_FRAMES}")
     if mesh_frames < MIN_MESH_FRAMES:
         return mesh_frames, f"the face mesh found this face on only {mesh_frames} of {n} frames"
     heard = int(heard_frames(audio, n).sum())
