@@ -57,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--no-generated", action="store_true", help="skip gen_* clips")
     p.add_argument("--shifts", type=int, nargs="+", default=list(BENCHMARK_SHIFTS))
     p.add_argument("--max-offset", type=int, default=15)
+    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"], help="what runs the fcn network")
+    p.add_argument("--int8", action="store_true", help="fcn: the int8 model ('syncnet-fcn export --int8')")
     p.add_argument("--json", type=Path, default=None, help="write the summary and every reading here")
     p.add_argument("--cache", type=Path, default=None,
                    help="keep every clip's readings here (one file per clip; clips already there are not re-read)")
@@ -132,7 +134,8 @@ def main(argv=None) -> int:
         print("no clips to evaluate", file=sys.stderr)
         return 2
 
-    pipe = SyncPipeline(engine=args.engine, weights=args.weights, max_offset=args.max_offset)
+    pipe = SyncPipeline(engine=args.engine, weights=args.weights, max_offset=args.max_offset, runtime=args.runtime,
+                        int8=args.int8)
     engine = next(iter(pipe.engines.values()))
     views = {name: [] for name in view_names(engine)}
     failures = {}
@@ -173,6 +176,7 @@ def main(argv=None) -> int:
         payload = {
             "engine": engine.name,
             "weights": args.weights,
+            "runtime": pipe.runtime + (" int8" if args.int8 else ""),
             "shifts": args.shifts,
             "contexts": list(CONTEXTS),
             "summary": summaries[engine.name],

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from . import SIGN_CONVENTION, __version__
+from .commands import export
 from .commands import timeline as timeline_command
 from .errors import InvalidArgumentError, SyncNetError
 from .commands.progress import StageProgressBar as _ProgressBar
@@ -62,7 +63,11 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--max-offset", type=int, default=15, help="search range in frames (default 15 = ±0.6 s)")
     p.add_argument("--min-track-frames", type=int, default=25, help="shortest face track kept (default 25 = 1 s; the original used 100)")
     p.add_argument("--min-face-size", type=float, default=0, help="smallest mean face size in px (the original used 100)")
-    p.add_argument("--device", default="cpu", help="torch device for the syncnet/fcn engines")
+    p.add_argument("--device", default="auto", help="torch device for the syncnet/fcn engines: auto (a CUDA GPU "
+                   "when there is one), cpu, cuda or cuda:N")
+    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"],
+                   help="what runs the fcn engine's network: auto (ONNX Runtime on the CPU when installed)")
+    p.add_argument("--int8", action="store_true", help="fcn: the int8 model written by 'syncnet-fcn export --int8'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_detect)
 
@@ -92,6 +97,7 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to write them (default: beside the weights)")
     p.set_defaults(func=cmd_thresholds)
 
+    export.add_parser(sub)
     timeline_command.add_parser(sub)
 
     p = sub.add_parser("train", help="train a SyncNet-family model on talking-face footage")
@@ -128,7 +134,8 @@ def cmd_detect(args) -> int:
     bar = None if args.quiet else _ProgressBar()
     try:
         pipe = SyncPipeline(engine=args.engine, weights=args.weights, max_offset=args.max_offset,
-                            device=args.device, tracking=tracking, progress=bar)
+                            device=args.device, runtime=args.runtime, int8=args.int8, tracking=tracking,
+                            progress=bar)
         report = pipe.run(video)
     finally:
         if bar is not None:

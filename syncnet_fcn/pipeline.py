@@ -1,9 +1,10 @@
 """The detection pipeline every front end uses: video → face tracks → crops → engines → reports.
 
 A :class:`SyncPipeline` holds its engines (models are loaded once and reused across videos). For one
-video it decodes twice, never holding more than a chunk of frames: a low-resolution pass that finds
-and tracks faces, then a full-resolution pass that cuts each track's crops and pushes them, chunk by
-chunk, to one scorer per engine, so several engines share the one decode.
+video it decodes each frame once (:mod:`syncnet_fcn.single_pass`): faces are found, tracked and
+cropped in the same pass, and each track's crops go, chunk by chunk, to one scorer per engine, so
+several engines share the one decode. Tracks found earlier (``analyze(tracks=...)``, e.g. for many
+audio shifts of one clip) only need their crops: one pass over the frames they cover.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from .crops import iter_track_crops
 from .engines import ENGINE_NAMES, SyncEngine, TrackScorer, TrackSync, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
 from .media import load_audio, prefetched, probe, track_audio
+from .runtime import resolve_device, resolve_runtime
 from .report import SyncReport, TrackResult, attribute_speakers
-from .tracking import SHORTEST_TRACK_FRAMES, FaceTrack, TrackingOptions, find_face_tracks
+from .single_pass import CropChunk, TrackFound, iter_tracks_with_crops
+from .tracking import SHORTEST_TRACK_FRAMES, FaceTrack, TrackingOptions, find_face_tracks, number_tracks
 from .weights import weights_label
 
 #: progress(stage, fraction): stage is "tracks" or "sync"; fraction runs 0 → 1 within a stage.
@@ -46,7 +49,9 @@ class SyncPipeline:
         engines: Sequence[str] | None = None,
         weights: str | None = None,
         max_offset: int = 15,
-        device: str = "cpu",
+        device: str = "auto",
+        runtime: str = "auto",
+        int8: bool = False,
         tracking: TrackingOptions | None = None,
         detector: str = "mediapipe",
         progress: ProgressCallback | None = None,
@@ -56,7 +61,8 @@ class SyncPipeline:
         if not 1 <= int(max_offset) <= 50:
             raise InvalidArgumentError(f"max_offset must be between 1 and 50 frames, got {max_offset}")
         self.max_offset = int(max_offset)
-        check_device(device)
+        self.device = resolve_device(device)
+        check_device(self.device)
         self.tracking = tracking or TrackingOptions()
         check_tracking_options(self.tracking)
         self.detector_name = detector
@@ -64,6 +70,7 @@ class SyncPipeline:
         self.engines: dict[str, SyncEngine] = {}
         self.engine_errors: dict[str, str] = {}
 
+        self.runtime = resolve_runtime(runtime, self.device, int8)
         names = list(engines) if engines is not None else [engine or "auto"]
         for name in names:
             if name not in ENGINE_NAMES and name != "auto":
@@ -73,7 +80,7 @@ class SyncPipeline:
         strict = engines is None
         for name in names:
             try:
-                built = create_engine(name, weights=weights, device=device)
+                built = create_engine(name, weights=weights, device=self.device, runtime=self.runtime, int8=int8)
             except SyncNetError as exc:
                 if strict:
                     raise
@@ -87,17 +94,34 @@ class SyncPipeline:
 
     # -- stages ---------------------------------------------------------------------------------------
 
-    def find_tracks(self, video: str | Path, progress: ProgressCallback | None = None) -> list[FaceTrack]:
-        """Every face track in ``video`` (may be empty)."""
-        progress = progress or self.progress
+    def _face_detector(self):
         if self._detector is None:
             from detectors import create_detector
 
             self._detector = create_detector(self.detector_name, min_confidence=self.tracking.min_confidence)
+        return self._detector
+
+    def find_tracks(self, video: str | Path, progress: ProgressCallback | None = None) -> list[FaceTrack]:
+        """Every face track in ``video`` (may be empty)."""
+        progress = progress or self.progress
         hook = None
         if progress is not None:
             hook = lambda done, total: progress("tracks", min(1.0, done / max(total, 1)))  # noqa: E731
-        return find_face_tracks(video, detector=self._detector, options=self.tracking, progress=hook)
+        return find_face_tracks(video, detector=self._face_detector(), options=self.tracking, progress=hook)
+
+    def _tracks_and_crops(self, video, tracks: list[FaceTrack] | None, progress: ProgressCallback | None):
+        """``TrackFound`` / ``CropChunk`` events: one decoding pass, or crops of ``tracks`` found earlier."""
+        if tracks is None:
+            hook = None
+            if progress is not None:
+                hook = lambda done, total: progress("tracks", min(1.0, done / max(total, 1)))  # noqa: E731
+            yield from iter_tracks_with_crops(video, detector=self._face_detector(), options=self.tracking,
+                                              size=224, chunk=CROP_CHUNK, progress=hook)
+            return
+        for track in tracks:
+            yield TrackFound(track.track_id, track)
+        for track_id, first, crops in iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK):
+            yield CropChunk(track_id, first, crops)
 
     def analyze(
         self,
@@ -117,18 +141,18 @@ class SyncPipeline:
         info = probe(video)
         if audio is None:
             audio = load_audio(video)
-        timings = {}
         t0 = time.perf_counter()
-        if tracks is None:
-            tracks = self.find_tracks(video, progress=progress)
-        timings["tracks_s"] = time.perf_counter() - t0
-        if not tracks:
+        one_pass = tracks is None
+        found, readings, engine_time, waited = self._read_tracks(video, tracks, audio, progress)
+        timings = {"tracks_s": waited if one_pass else 0.0, "crops_s": 0.0 if one_pass else waited}
+        if not found:
             raise NoFaceError(self._no_face_message(video, info))
-
-        readings, engine_time, timings["crops_s"] = self._read_tracks(video, tracks, audio, progress)
+        key_of = {id(track): key for key, track in found.items()}
+        tracks = number_tracks(list(found.values())) if one_pass else tracks
 
         results: dict[str, list[TrackResult]] = {
-            name: [TrackResult(track, readings[(track.track_id, name)], engine.speaking_threshold) for track in tracks]
+            name: [TrackResult(track, readings[(key_of[id(track)], name)], engine.speaking_threshold)
+                   for track in tracks]
             for name, engine in self.engines.items()
         }
         for name, engine in self.engines.items():
@@ -162,16 +186,19 @@ class SyncPipeline:
             message += f"; {info.damage_note}"
         return message
 
-    def _read_tracks(self, video, tracks: list[FaceTrack], audio: np.ndarray, progress: ProgressCallback | None):
-        """Every engine's reading of every track: ``({(track_id, engine): TrackSync}, {engine: seconds
-        spent}, seconds spent waiting for crops)``.
+    def _read_tracks(self, video, tracks: list[FaceTrack] | None, audio: np.ndarray,
+                     progress: ProgressCallback | None):
+        """Every engine's reading of every track: ``({key: FaceTrack}, {(key, engine): TrackSync},
+        {engine: seconds spent}, seconds spent waiting for the decoding pass)``.
 
-        A track's scorers start with its first crops and are finished, and dropped, after its last:
-        an engine's working data (a face mesh per core, a track's audio features) lives only while
-        its track is on screen, so an edited video's hundreds of shots cost no more than one.
+        Faces are found and cropped in one decoding pass in a background thread (or, with ``tracks``
+        given, only cropped) while the engines read the crops. A track's scorers start with its first
+        crops and are finished, and dropped, after its last: an engine's working data (a face mesh per
+        core, a track's audio features) lives only while its track is on screen, so an edited video's
+        hundreds of shots cost no more than one.
         """
-        by_id = {track.track_id: track for track in tracks}
-        remaining = {track.track_id: track.n_frames for track in tracks}
+        found: dict[int, FaceTrack] = {}
+        remaining: dict[int, int] = {}
         scorers: dict[tuple[int, str], TrackScorer] = {}
         readings: dict[tuple[int, str], TrackSync] = {}
         engine_time = dict.fromkeys(self.engines, 0.0)
@@ -180,40 +207,43 @@ class SyncPipeline:
             span = track_audio(audio, track.start_frame, track.n_frames)
             return self.engines[name].start_track(span, track.n_frames, self.max_offset)
 
-        def finish(track: FaceTrack) -> None:
+        def finish(key: int) -> None:
             for name in self.engines:
                 t1 = time.perf_counter()
-                scorer = scorers.pop((track.track_id, name), None)
+                scorer = scorers.pop((key, name), None)
                 if scorer is None:  # no crops came for this track
-                    scorer = start(track, name)
-                readings[(track.track_id, name)] = scorer.finish()
+                    scorer = start(found[key], name)
+                readings[(key, name)] = scorer.finish()
                 engine_time[name] += time.perf_counter() - t1
 
-        total_frames = sum(t.n_frames for t in tracks)
-        pushed = 0
+        pushed, shown = 0, 0.0
         t0 = time.perf_counter()
-        crop_chunks = iter_track_crops(video, tracks, size=224, chunk=CROP_CHUNK)
-        for track_id, _first, crops in prefetched(crop_chunks, depth=2):
-            track = by_id[track_id]
+        for event in prefetched(self._tracks_and_crops(video, tracks, progress), depth=2):
+            if isinstance(event, TrackFound):
+                found[event.key] = event.track
+                remaining[event.key] = event.track.n_frames
+                continue
+            key = event.key
             for name in self.engines:
                 t1 = time.perf_counter()
-                if (track_id, name) not in scorers:
-                    scorers[(track_id, name)] = start(track, name)
-                scorers[(track_id, name)].push(crops)
+                if (key, name) not in scorers:
+                    scorers[(key, name)] = start(found[key], name)
+                scorers[(key, name)].push(event.crops)
                 engine_time[name] += time.perf_counter() - t1
-            remaining[track_id] -= len(crops)
-            if remaining[track_id] <= 0:
-                finish(track)
-            pushed += len(crops)
+            remaining[key] -= len(event.crops)
+            if remaining[key] <= 0:
+                finish(key)
+            pushed += len(event.crops)
             if progress is not None:
-                progress("sync", min(1.0, pushed / max(total_frames, 1)))
-        # time spent waiting for crops (decoding runs ahead in a thread): what the engines spent
-        # starting, fed and finishing tracks is theirs
+                # share of the crops of the tracks known so far; never shown going back
+                shown = max(shown, min(1.0, pushed / max(sum(t.n_frames for t in found.values()), 1)))
+                progress("sync", shown)
+        # what the engines spent starting, feeding and finishing tracks is theirs; the rest was waiting
         waited = time.perf_counter() - t0 - sum(engine_time.values())
-        for track in tracks:
-            if (track.track_id, next(iter(self.engines))) not in readings:
-                finish(track)  # fewer crops than announced: the scorer says what it makes of them
-        return readings, engine_time, waited
+        for key in found:
+            if (key, next(iter(self.engines))) not in readings:
+                finish(key)  # fewer crops than announced: the scorer says what it makes of them
+        return found, readings, engine_time, waited
 
     def run(self, video: str | Path, **kwargs) -> SyncReport:
         """The report of the first (or only) engine."""

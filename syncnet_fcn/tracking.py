@@ -88,96 +88,120 @@ class FaceTrack:
 # the detection pass
 
 
-def _scan(video, detector, options: TrackingOptions, progress):
+class _Scan:
     """Detections (full-resolution boxes + scores) on the frames the schedule picks, and scene cuts.
 
-    Every frame feeds the scene detector (a thumbnail of it); the face detector runs on every
-    ``detect_every``-th frame of a scene and on its first and last frame. Where two detections
-    disagree (another face count, or a face that moved: IoU below ``steady_iou``) the stretch between
-    them is bisected until every pair of neighbouring detections agrees or is adjacent, so a face
-    that appears, vanishes or jumps is found on the very frame it does, and interpolation is only
-    trusted across steady stretches. Frames waiting for that decision are kept as decoded pictures,
-    not converted (at most ``detect_every - 1`` of them).
+    Fed one decoded frame at a time (:meth:`feed`, then :meth:`finish`). Every frame feeds the scene
+    detector (a thumbnail of it); the face detector runs on every ``detect_every``-th frame of a scene
+    and on its first and last frame. Where two detections disagree (another face count, or a face
+    that moved: IoU below ``steady_iou``) the stretch between them is bisected until every pair of
+    neighbouring detections agrees or is adjacent, so a face that appears, vanishes or jumps is found
+    on the very frame it does, and interpolation is only trusted across steady stretches. Frames
+    waiting for that decision are kept as decoded pictures, not converted (at most ``detect_every - 1``
+    of them).
+
+    :attr:`settled` is the last frame up to which the detections can no longer change (later
+    detections only land after it); scene cuts come at most :attr:`cut_delay` frames after the cut.
     """
-    from scenedetect.detectors import ContentDetector
 
-    info = probe(video)
-    total = info.n_frames
-    scenes = ContentDetector(threshold=options.scene_threshold)
-    every = max(1, int(options.detect_every))
-    scale = None  # detection frame -> full-resolution pixels
-    detections: dict[int, np.ndarray] = {}
-    cuts: set[int] = set()
-    waiting: dict[int, object] = {}  # frames after the scene's last detection, not detected yet
-    last_detected = None  # in the current scene
+    def __init__(self, detector, options: TrackingOptions, info):
+        from scenedetect.detectors import ContentDetector
 
-    def detect(index, frame) -> None:
-        nonlocal scale
+        self.detector, self.options, self.info = detector, options, info
+        self.scenes = ContentDetector(threshold=options.scene_threshold)
+        # scenedetect holds a cut back while it merges flashes (at most its filter length)
+        self.cut_delay = int(getattr(self.scenes, "event_buffer_length", 0)) + 1
+        self.every = max(1, int(options.detect_every))
+        self.scale = None  # detection frame -> full-resolution pixels
+        self.detections: dict[int, np.ndarray] = {}
+        self.cuts: set[int] = set()
+        self.waiting: dict[int, object] = {}  # frames after the scene's last detection, not detected yet
+        self.last_detected = None  # in the current scene
+        self.settled = -1
+        self.last = -1
+
+    def _detect(self, index, frame) -> None:
+        options = self.options
         image = frame.image(options.detect_max_side)
-        if scale is None:
-            scale = np.array([info.width / image.shape[1], info.height / image.shape[0]] * 2, np.float32)
-        found = [d for d in detector.detect(image) if d.score >= options.min_confidence]
+        if self.scale is None:
+            self.scale = np.array([self.info.width / image.shape[1], self.info.height / image.shape[0]] * 2,
+                                  np.float32)
+        found = [d for d in self.detector.detect(image) if d.score >= options.min_confidence]
         rows = np.zeros((len(found), 5), np.float32)
         for k, det in enumerate(found):
-            rows[k, :4] = det.box * scale
+            rows[k, :4] = det.box * self.scale
             rows[k, 4] = det.score
-        detections[index] = rows
+        self.detections[index] = rows
 
-    def refine(first: int, last: int) -> None:
+    def _refine(self, first: int, last: int) -> None:
         """Between two detections that disagree, detect the middle frame and look at both halves."""
-        if last - first < 2 or _agree(detections[first], detections[last], options.steady_iou):
+        if last - first < 2 or _agree(self.detections[first], self.detections[last], self.options.steady_iou):
             return
         middle = (first + last) // 2
-        if middle not in waiting:
+        if middle not in self.waiting:
             return
-        detect(middle, waiting[middle])
-        refine(first, middle)
-        refine(middle, last)
+        self._detect(middle, self.waiting[middle])
+        self._refine(first, middle)
+        self._refine(middle, last)
 
-    def detect_scheduled(index, frame) -> None:
+    def _detect_scheduled(self, index, frame) -> None:
         """Detect on ``index``, refining the stretch since the previous detection if they disagree."""
-        nonlocal last_detected
-        detect(index, frame)
-        if last_detected is not None:
-            refine(last_detected, index)
-        for done in [i for i in waiting if i <= index]:
-            del waiting[done]
-        last_detected = index
+        self._detect(index, frame)
+        if self.last_detected is not None:
+            self._refine(self.last_detected, index)
+        for done in [i for i in self.waiting if i <= index]:
+            del self.waiting[done]
+        self.last_detected = index
+        # every frame up to here is detected or passed over for good
+        self.settled = max(self.settled, index)
 
-    def start_scene(cut: int) -> None:
-        nonlocal last_detected
+    def _start_scene(self, cut: int) -> None:
+        waiting = self.waiting
         before = [i for i in waiting if i < cut]
         if before:  # the old scene's last frame
-            detect_scheduled(max(before), waiting[max(before)])
+            self._detect_scheduled(max(before), waiting[max(before)])
         for i in before:
             waiting.pop(i, None)
         # A cut reported late (scenedetect merges flashes) may already have detections after it.
-        last_detected = max((i for i in detections if i >= cut), default=None)
+        self.last_detected = max((i for i in self.detections if i >= cut), default=None)
         after = sorted(i for i in waiting if i >= cut)
-        if last_detected is None and after:
-            detect_scheduled(after[0], waiting[after[0]])
+        if self.last_detected is None and after:
+            self._detect_scheduled(after[0], waiting[after[0]])
 
-    last = -1
+    def feed(self, index: int, frame) -> None:
+        for cut in self.scenes.process_frame(index, frame.thumbnail(_SCENE_WIDTH)):
+            if 0 < cut <= index:
+                self.cuts.add(cut)
+                self._start_scene(cut)
+        if self.last_detected is None or index - self.last_detected >= self.every:
+            self._detect_scheduled(index, frame)
+        else:
+            self.waiting[index] = frame
+        self.last = index
+
+    def finish(self) -> int:
+        """The video ended: detect its last frame, collect the last cuts; the number of frames."""
+        if self.waiting:  # the video's last frame
+            self._detect_scheduled(max(self.waiting), self.waiting[max(self.waiting)])
+        self.cuts.update(c for c in self.scenes.post_process(self.last) if 0 < c <= self.last)
+        self.settled = self.last
+        return self.last + 1
+
+
+def _scan(video, detector, options: TrackingOptions, progress):
+    """Detections per frame, sorted scene cuts and the number of frames of ``video`` (see :class:`_Scan`)."""
+    info = probe(video)
+    scan = _Scan(detector, options, info)
     # decoding runs ahead in a thread (PyAV works without the GIL) while this one detects faces
     decoded = iter_timeline(video, info=info, fast_decode=options.fast_decode)
     for index, frame in prefetched(decoded, depth=8):
-        for cut in scenes.process_frame(index, frame.thumbnail(_SCENE_WIDTH)):
-            if 0 < cut <= index:
-                cuts.add(cut)
-                start_scene(cut)
-        if last_detected is None or index - last_detected >= every:
-            detect_scheduled(index, frame)
-        else:
-            waiting[index] = frame
-        last = index
+        scan.feed(index, frame)
         if progress is not None and (index + 1) % _PROGRESS_EVERY == 0:
-            progress(index + 1, total)
-    if waiting:  # the video's last frame
-        detect_scheduled(max(waiting), waiting[max(waiting)])
-    cuts.update(c for c in scenes.post_process(last) if 0 < c <= last)
+            progress(index + 1, info.n_frames)
+    n_frames = scan.finish()
     if progress is not None:
-        progress(last + 1, total)
-    return detections, sorted(cuts), last + 1
+        progress(n_frames, info.n_frames)
+    return scan.detections, sorted(scan.cuts), n_frames
 
 
 def _agree(rows_a: np.ndarray, rows_b: np.ndarray, min_iou: float) -> bool:
@@ -209,27 +233,29 @@ def _iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-def _link(detections: dict[int, np.ndarray], first: int, stop: int, options: TrackingOptions) -> list[list]:
-    """Greedy IoU linking of detections in frames ``first .. stop-1`` (one scene).
+class _Linker:
+    """Greedy IoU linking of one scene's detections, fed frame by frame in order.
 
-    Returns tracks as lists of ``(frame, box, score)`` observations.
+    Tracks are lists of ``(frame, box, score)`` observations. :meth:`add` returns the tracks that
+    ended on that frame (missed for more than ``max_missed`` frames); :meth:`close` ends the rest.
     """
-    finished: list[list] = []
-    active: list[list] = []
-    previous_run = None  # the last frame before this one that the detector ran on
-    for index in range(first, stop):
-        rows = detections.get(index)
-        if rows is None:
-            continue  # the detector did not run on this frame
-        still = []
-        for track in active:
+
+    def __init__(self, options: TrackingOptions):
+        self.options = options
+        self.active: list[list] = []
+        self.previous_run = None  # the last frame before this one that the detector ran on
+
+    def add(self, index: int, rows: np.ndarray) -> list[list]:
+        options = self.options
+        finished, still = [], []
+        for track in self.active:
             last_seen = track[-1][0]
             # Frames the detector skipped are not misses: a track ends only when the detector looked
             # after its last sighting, did not find it, and more than max_missed frames have passed.
-            missed = previous_run is not None and previous_run > last_seen
+            missed = self.previous_run is not None and self.previous_run > last_seen
             (finished if missed and index - last_seen > options.max_missed else still).append(track)
-        active = still
-        previous_run = index
+        active = self.active = still
+        self.previous_run = index
         unmatched = set(range(len(rows)))
         if active and len(rows):
             overlaps = _iou(np.array([t[-1][1] for t in active]), rows[:, :4])
@@ -246,38 +272,86 @@ def _link(detections: dict[int, np.ndarray], first: int, stop: int, options: Tra
                 unmatched.discard(d)
         for d in sorted(unmatched):
             active.append([(index, rows[d, :4], float(rows[d, 4]))])
-    return finished + active
+        return finished
+
+    def close(self) -> list[list]:
+        ended, self.active = self.active, []
+        return ended
 
 
-def _smooth(values: np.ndarray, width: int) -> np.ndarray:
-    width = min(int(width), len(values))
-    if width % 2 == 0:
-        width -= 1
-    if width <= 1:
-        return values
-    # Edges repeat the end values (the original's medfilt pads with zeros, biasing the first and
-    # last frames' boxes towards the origin).
-    return median_filter(values, size=width, mode="nearest")
+def _link(detections: dict[int, np.ndarray], first: int, stop: int, options: TrackingOptions) -> list[list]:
+    """Greedy IoU linking of detections in frames ``first .. stop-1`` (one scene).
+
+    Returns tracks as lists of ``(frame, box, score)`` observations.
+    """
+    linker = _Linker(options)
+    finished: list[list] = []
+    for index in range(first, stop):
+        rows = detections.get(index)
+        if rows is not None:  # else the detector did not run on this frame
+            finished += linker.add(index, rows)
+    return finished + linker.close()
+
+
+def _smooth_width(width: int, n_frames: int) -> int:
+    """The median filter's width on a track of ``n_frames`` frames (odd, at most the track)."""
+    width = min(int(width), n_frames)
+    return width - 1 if width % 2 == 0 else width
+
+
+def _track_min_frames(options: TrackingOptions, n_video_frames: int) -> int:
+    # A clip shorter than min_track_frames (an LRW word, a 0.9 s sample) is still read: its faces
+    # need only cover most of it.
+    return min(options.min_track_frames, max(SHORTEST_TRACK_FRAMES, int(0.8 * n_video_frames)))
+
+
+def smoothed_boxes(observations: list, width: int, first: int, stop: int) -> np.ndarray:
+    """Smoothed boxes (float64 x1, y1, x2, y2) of track frames ``first .. stop-1`` (track-relative).
+
+    ``observations`` are the track's sightings so far, ``width`` the median filter's width for the
+    whole track. Only sightings up to ``stop - 1 + width // 2`` frames after the track's start are
+    needed, so a track still growing gives its early boxes exactly as the whole track will.
+    """
+    seen = np.array([o[0] for o in observations])
+    boxes_seen = np.array([o[1] for o in observations], np.float64)
+    half = max(width, 1) // 2
+    lo = max(first - half, 0)
+    hi = min(stop + half, int(seen[-1] - seen[0]) + 1)
+    frames = np.arange(seen[0] + lo, seen[0] + hi)
+    boxes = np.stack([np.interp(frames, seen, boxes_seen[:, k]) for k in range(4)], axis=1)
+
+    def smooth(values):
+        # Edges repeat the end values (the original's medfilt pads with zeros, biasing the first and
+        # last frames' boxes towards the origin).
+        values = values if width <= 1 else median_filter(values, size=width, mode="nearest")
+        return values[first - lo:stop - lo]
+
+    centre_x = smooth((boxes[:, 0] + boxes[:, 2]) / 2)
+    centre_y = smooth((boxes[:, 1] + boxes[:, 3]) / 2)
+    box_w = smooth(boxes[:, 2] - boxes[:, 0])
+    box_h = smooth(boxes[:, 3] - boxes[:, 1])
+    return np.stack([centre_x - box_w / 2, centre_y - box_h / 2, centre_x + box_w / 2, centre_y + box_h / 2], 1)
 
 
 def _to_track(observations: list, options: TrackingOptions, min_frames: int) -> FaceTrack | None:
     seen = np.array([o[0] for o in observations])
-    boxes_seen = np.array([o[1] for o in observations], np.float64)
     frames = np.arange(seen[0], seen[-1] + 1)
     if len(frames) < min_frames:
         return None
-    boxes = np.stack([np.interp(frames, seen, boxes_seen[:, k]) for k in range(4)], axis=1)
+    smoothed = smoothed_boxes(observations, _smooth_width(options.smooth_width, len(frames)), 0, len(frames))
+    if max((smoothed[:, 2] - smoothed[:, 0]).mean(), (smoothed[:, 3] - smoothed[:, 1]).mean()) < options.min_face_size:
+        return None
     scores = np.full(len(frames), np.nan, np.float32)
     scores[seen - seen[0]] = [o[2] for o in observations]
-
-    centre_x = _smooth((boxes[:, 0] + boxes[:, 2]) / 2, options.smooth_width)
-    centre_y = _smooth((boxes[:, 1] + boxes[:, 3]) / 2, options.smooth_width)
-    width = _smooth(boxes[:, 2] - boxes[:, 0], options.smooth_width)
-    height = _smooth(boxes[:, 3] - boxes[:, 1], options.smooth_width)
-    if max(width.mean(), height.mean()) < options.min_face_size:
-        return None
-    smoothed = np.stack([centre_x - width / 2, centre_y - height / 2, centre_x + width / 2, centre_y + height / 2], 1)
     return FaceTrack(track_id=-1, frames=frames.astype(np.int64), boxes=smoothed.astype(np.float32), scores=scores)
+
+
+def number_tracks(tracks: list[FaceTrack]) -> list[FaceTrack]:
+    """``tracks`` ordered by start frame (then left edge), ``track_id`` 0, 1, … in that order."""
+    tracks = sorted(tracks, key=lambda t: (t.start_frame, t.boxes[0, 0]))
+    for track_id, track in enumerate(tracks):
+        track.track_id = track_id
+    return tracks
 
 
 def find_face_tracks(video, *, detector=None, options: TrackingOptions | None = None,
@@ -295,9 +369,7 @@ def find_face_tracks(video, *, detector=None, options: TrackingOptions | None = 
         detector = create_detector("mediapipe", min_confidence=options.min_confidence, max_side=None)
     detections, cuts, n_frames = _scan(os.fspath(video), detector, options, progress)
 
-    # A clip shorter than min_track_frames (an LRW word, a 0.9 s sample) is still read: its faces
-    # need only cover most of it.
-    min_frames = min(options.min_track_frames, max(SHORTEST_TRACK_FRAMES, int(0.8 * n_frames)))
+    min_frames = _track_min_frames(options, n_frames)
     tracks = []
     bounds = [0, *cuts, n_frames]
     for first, stop in zip(bounds[:-1], bounds[1:]):
@@ -305,10 +377,7 @@ def find_face_tracks(video, *, detector=None, options: TrackingOptions | None = 
             track = _to_track(observations, options, min_frames)
             if track is not None:
                 tracks.append(track)
-    tracks.sort(key=lambda t: (t.start_frame, t.boxes[0, 0]))
-    for track_id, track in enumerate(tracks):
-        track.track_id = track_id
-    return tracks
+    return number_tracks(tracks)
 
 
 __all__ = ["TrackingOptions", "FaceTrack", "find_face_tracks"]

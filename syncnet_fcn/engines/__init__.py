@@ -9,8 +9,12 @@ ENGINE_NAMES = ("syncnet", "fcn", "landmark", "fused")
 __all__ = ["ENGINE_NAMES", "SyncEngine", "TrackScorer", "TrackSync", "create_engine", "available_engines"]
 
 
-def create_engine(name: str, weights: str | None = None, device: str = "cpu") -> SyncEngine:
+def create_engine(name: str, weights: str | None = None, device: str = "cpu", runtime: str = "torch",
+                  int8: bool = False) -> SyncEngine:
     """Build engine ``name`` ("syncnet", "fcn", "landmark", "fused" or "auto").
+
+    ``device``, ``runtime`` ("torch" or "onnx") and ``int8`` are resolved already
+    (:mod:`syncnet_fcn.runtime`); the ONNX runtime serves the ``fcn`` engine, the others run in torch.
 
     ``auto`` picks the best engine that can run here: ``fcn`` on official weights, else ``fcn`` on a
     project-trained checkpoint registered for auto use, else ``fused`` when its stored fit says it beat
@@ -28,7 +32,7 @@ def create_engine(name: str, weights: str | None = None, device: str = "cpu") ->
     if name == "fcn":
         from .fcn import FCNEngine
 
-        return FCNEngine.from_weights(weights, device=device)
+        return FCNEngine.from_weights(weights, device=device, runtime=runtime, int8=int8)
     if name == "landmark":
         from .landmark import LandmarkEngine
 
@@ -36,7 +40,8 @@ def create_engine(name: str, weights: str | None = None, device: str = "cpu") ->
     if name == "fused":
         from .fused import FusedEngine
 
-        return FusedEngine.from_weights(weights, device=device)
+        # ONNX fp32 equals torch to ~1e-5; int8 is not used: the fusion was fitted on float distances
+        return FusedEngine.from_weights(weights, device=device, runtime=runtime)
     raise EngineUnavailableError(f"unknown engine {name!r}: choose one of {', '.join(ENGINE_NAMES)} or auto")
 
 

@@ -182,7 +182,7 @@ class FusedEngine(SyncEngine):
         self.weights = "fused: " + ", ".join(f"{n} ({m.weights})" for n, m in members.items())
 
     @classmethod
-    def from_weights(cls, weights: str | None = None, device: str = "cpu") -> "FusedEngine":
+    def from_weights(cls, weights: str | None = None, device: str = "cpu", runtime: str = "torch") -> "FusedEngine":
         """Both members; ``weights`` names the fcn member's checkpoint (default: the light one), which
         must be the one the stored fusion was fitted with."""
         from ..weights import resolve_weights
@@ -197,7 +197,7 @@ class FusedEngine(SyncEngine):
                 f"fused engine unavailable: its weights were fitted with the fcn checkpoint "
                 f"{fusion.get('fcn_weights')}, not {Path(path).name} (refit: benchmarks/fused_fit.py)"
             )
-        members = {"landmark": LandmarkEngine(), "fcn": FCNEngine.from_weights(str(path), device=device)}
+        members = {"landmark": LandmarkEngine(), "fcn": FCNEngine.from_weights(str(path), device=device, runtime=runtime)}
         return cls(members, fusion)
 
     @property
