@@ -4,6 +4,7 @@ on the code as it is, and fail as soon as a module imports the wrong way or clos
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,3 +54,19 @@ def test_a_wrong_way_import_breaks_the_contracts(tmp_path, module, wrong_import)
     assert result.returncode != 0, result.stdout
     assert "0 broken" not in result.stdout, result.stdout
     assert module.replace("/", ".").removesuffix(".py") in result.stdout
+
+
+def test_every_module_has_a_layer():
+    """A module missing from the layers contract escapes it: every module of the package is named (itself,
+    or its subpackage) in ``.importlinter``."""
+    contracts = (REPO / ".importlinter").read_text()
+    named = set(re.findall(r"syncnet_fcn(?:\.[a-z_]+)+", contracts))
+    missing = []
+    for path in sorted((REPO / "syncnet_fcn").rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        if parts[-1] == "__init__":
+            continue  # a package's own file: the package constants serve every layer, its modules are named
+        dotted = [".".join(parts[:i]) for i in range(2, len(parts) + 1)]
+        if not any(name in named for name in dotted):
+            missing.append(".".join(parts))
+    assert not missing, f"not in any layer of .importlinter: {missing}"
