@@ -24,6 +24,12 @@ from syncnet_fcn.errors import InvalidArgumentError  # noqa: E402
 
 PRESENTER = "edtalk_pose_source2.mp4"  # 60 s, one man: the enrolled person A
 GUEST = "mimictalk_German_20s.mp4"  # another person
+# The guest's part starts 10 s into the clip: the timeline learns a voice only from >= 2 s of speech the
+# lips confirm (window_speakers.VOICE_LEARN_FRAMES), and on the clip's first 8 s the retrained landmark
+# engine clears its lone-face speaking bar (speaking_threshold) on one 0.8-s stretch only, so the guest
+# never gets a voice of their own; from 10 s on its lip-confirmed frames (1.56 s) lie close enough together
+# to make one stretch (gaps under 2 s are bridged) and the voice is learnt (benchmarks/timeline_guest.py).
+GUEST_FROM = 250
 STRANGER = "wav2lipgfpgan_kim_7s_raw.mp4"  # a voice nobody enrolled
 WINDOW_S = 5.0
 JUMP_AT_S = 10.0
@@ -46,7 +52,7 @@ def show(tmp_path_factory):
     parts = [
         Part(a, 250, start_frame=0, speaker="A"),
         Part(a, 125, start_frame=250, shift_frames=5, speaker="A"),
-        Part(b, 200, start_frame=0, speaker="guest"),
+        Part(b, 200, start_frame=GUEST_FROM, speaker="guest"),
         Part(a, 125, start_frame=375, shift_frames=5, speaker="A"),
         Part(None, 125, audio=a, audio_start_frame=1000, speaker="A"),
         Part(None, 125, audio=CLIPS / STRANGER, audio_start_frame=0, speaker="stranger"),
@@ -116,8 +122,9 @@ def test_face_gallery_tells_people_apart_and_finds_them_again():
 def test_people_keep_their_labels_on_and_off_screen(full_run):
     t = full_run
     assert _max_label(_speaker_during(t, 1, 14)) == "A"
-    guest = _max_label(_speaker_during(t, 16, 22))
-    assert guest.startswith("P")  # not enrolled: an unknown cluster, not A
+    guest_cover = _speaker_during(t, 16, 22)
+    guest = _max_label(guest_cover)
+    assert guest.startswith("P"), guest_cover  # not enrolled: an unknown cluster, not A
     assert _max_label(_speaker_during(t, 24, 28)) == "A"  # A returns after the guest
     assert _max_label(_speaker_during(t, 29, 33)) == "A"  # A's voice, nobody on screen
     assert _max_label(_speaker_during(t, 34, 38)) == "unknown"  # a voice nobody enrolled
