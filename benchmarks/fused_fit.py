@@ -6,6 +6,8 @@ manifest's GRID, LRS2, LRW and VoxCeleb2 speaker keys) are left out.
 
     python benchmarks/fused_fit.py extract --cache /work/cache/fused/train   # runs both engines (long)
     python benchmarks/fused_fit.py fit --cache /work/cache/fused/train       # offline: writes data/fused.json
+    python benchmarks/fused_fit.py extract --only landmark --cache DIR        # after retraining one member
+    python benchmarks/fused_fit.py fit --unseen-only --cache DIR              # speakers no member trained on
 
 ``extract`` reads each clip's longest face track with both member engines, with its audio shifted at
 sample level by :data:`FIT_SHIFTS` frames and with another clip's audio (a wrong pair), and stores the
