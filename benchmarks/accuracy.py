@@ -62,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--json", type=Path, default=None, help="write the summary and every reading here")
     p.add_argument("--cache", type=Path, default=None,
                    help="keep every clip's readings here (one file per clip; clips already there are not re-read)")
+    p.add_argument("--only", choices=["landmark", "fcn"], default=None,
+                   help="fused with --cache: re-read only this member into the cached clips (after retraining it)")
     p.add_argument("--set-auto", action="store_true",
                    help="fused only: store in its fit whether auto should pick it (it beat each member on this run)")
     p.add_argument("--readme", type=Path, default=None,
@@ -92,20 +94,49 @@ def measure_speed(engine: str, weights, video: Path) -> dict:
     }
 
 
-def cached_readings(pipe, path: Path, shifts, cache: Path | None, engine: str):
-    """``(readings, seconds per copy, shifts)`` of one clip, read now or taken from ``cache``."""
+def cached_readings(pipe, path: Path, shifts, cache: Path | None, engine: str, only: str | None = None):
+    """``(readings, seconds per copy, shifts)`` of one clip, read now or taken from ``cache``. With
+    ``only`` (a fused member), that member is re-read into the cached fused readings, the other kept."""
     shifts = tuple(shifts) if 0 in shifts else (0, *shifts)
     stored = None if cache is None else cache / f"{engine}__{path.name}.pkl"
     if stored is not None and stored.is_file():
         payload = pickle.loads(stored.read_bytes())
         if tuple(payload["shifts"]) == shifts and payload["max_offset"] == pipe.max_offset:
-            return payload["readings"], payload["seconds"], shifts
+            if only is not None and not refresh_member(payload, pipe, path, only):
+                print(f"{path.name}: {only} found other tracks than the cached ones; read again", file=sys.stderr)
+            else:
+                if only is not None:
+                    stored.write_bytes(pickle.dumps(payload))
+                return payload["readings"], payload["seconds"], shifts
     readings, seconds = read_clip(pipe, path, shifts)
     if stored is not None:
         stored.parent.mkdir(parents=True, exist_ok=True)
         payload = {"readings": readings, "seconds": seconds, "shifts": shifts, "max_offset": pipe.max_offset}
         stored.write_bytes(pickle.dumps(payload))
     return readings, seconds, shifts
+
+
+def refresh_member(payload: dict, pipe, path: Path, member: str) -> bool:
+    """Re-read ``member`` alone into a clip's cached fused readings (unless already read with its
+    current models); False when its pipeline found other tracks than the cached ones."""
+    from fused_fit import member_stamp, replace_member
+    from syncnet_fcn.evaluation import read_shifted_copies
+    from syncnet_fcn.media import load_audio
+
+    stamp = member_stamp(member)
+    if payload.get("stamps", {}).get(member) == stamp:
+        return True
+    engine = next(iter(pipe.engines.values())).members[member]
+    tracks = pipe.find_tracks(path)
+    fresh = read_shifted_copies(engine, path, tracks, load_audio(path), payload["shifts"], pipe.max_offset) \
+        if tracks else {}
+    for shift, syncs in payload["readings"].items():
+        if len(fresh.get(shift, [])) != len(syncs):
+            return False
+        if not all(replace_member(old, new, member) for old, new in zip(syncs, fresh[shift])):
+            return False
+    payload.setdefault("stamps", {})[member] = stamp
+    return True
 
 
 def main(argv=None) -> int:
@@ -144,7 +175,7 @@ def main(argv=None) -> int:
         path = args.clips_dir / entry["file"]
         generated = entry.get("real_or_generated") == "generated"
         try:
-            readings, seconds, shifts = cached_readings(pipe, path, args.shifts, args.cache, args.engine)
+            readings, seconds, shifts = cached_readings(pipe, path, args.shifts, args.cache, args.engine, args.only)
         except SyncNetError as exc:
             failures[entry["file"]] = exc.message
             print(f"[{i}/{len(entries)}] {entry['file']}: {exc.message}", file=sys.stderr)

@@ -6,6 +6,8 @@ manifest's GRID, LRS2, LRW and VoxCeleb2 speaker keys) are left out.
 
     python benchmarks/fused_fit.py extract --cache /work/cache/fused/train   # runs both engines (long)
     python benchmarks/fused_fit.py fit --cache /work/cache/fused/train       # offline: writes data/fused.json
+    python benchmarks/fused_fit.py extract --only landmark --cache DIR        # after retraining one member
+    python benchmarks/fused_fit.py fit --unseen-only --cache DIR              # speakers no member trained on
 
 ``extract`` reads each clip's longest face track with both member engines, with its audio shifted at
 sample level by :data:`FIT_SHIFTS` frames and with another clip's audio (a wrong pair), and stores the
@@ -55,17 +57,54 @@ MIN_JUDGED_PIECES = 10
 MAX_OFFSET = 15
 
 
-def training_clips(train_dir: Path = TRAIN_DIR) -> list[dict]:
+def training_clips(train_dir: Path = TRAIN_DIR, unseen_only: bool = False) -> list[dict]:
+    """The fit's clips; ``unseen_only``: only those of speakers the landmark members never trained on
+    (their held-out split), since a member reads its own training speakers better than new ones."""
     manifest = json.loads((train_dir / "manifest.json").read_text())
-    return [e for e in manifest
-            if e["speaker_key"].split(":")[0] not in EXCLUDED_SPEAKER_KEYS and (train_dir / e["file"]).is_file()]
+    entries = [e for e in manifest
+               if e["speaker_key"].split(":")[0] not in EXCLUDED_SPEAKER_KEYS and (train_dir / e["file"]).is_file()]
+    if unseen_only:
+        unseen = landmark_unseen_files(train_dir)
+        entries = [e for e in entries if e["file"] in unseen]
+    return entries
+
+
+def landmark_unseen_files(train_dir: Path = TRAIN_DIR) -> set[str]:
+    """File names of ``train_dir`` in the held-out half of the landmark members' speaker split."""
+    from syncnet_fcn.training_corpus import list_training_clips, split_by_speaker
+
+    split = split_by_speaker(list_training_clips(train_dir.parent))
+    return {c.path.name for c in split.validation if c.path.parent == train_dir}
 
 
 # ----------------------------------------------------------------------------------------------------
 # extract: both members on every clip (slow; resumable)
 
 
-def extract(cache: Path, train_dir: Path = TRAIN_DIR, limit: int | None = None) -> None:
+def member_stamp(name: str) -> str:
+    """What a member's readings depend on (its stored model files), to tell stale cached readings."""
+    if name == "landmark":
+        from syncnet_fcn.landmark.models import CALIBRATION_PATH, MODEL_PATH
+
+        return file_sha256(MODEL_PATH)[:16] + file_sha256(CALIBRATION_PATH)[:16]
+    from syncnet_fcn.engines.fused import FCN_MEMBER_WEIGHTS
+    from syncnet_fcn.weights import resolve_weights
+
+    return file_sha256(resolve_weights(FCN_MEMBER_WEIGHTS))[:32]
+
+
+def replace_member(old: TrackSync, fresh: TrackSync, member: str) -> bool:
+    """Swap ``member``'s reading inside a stored fused reading; False when the two read different tracks."""
+    if len(old.per_frame_confidence) != len(fresh.per_frame_confidence):
+        return False
+    old.extra["members"][member] = fresh
+    return True
+
+
+def extract(cache: Path, train_dir: Path = TRAIN_DIR, limit: int | None = None, only: str | None = None,
+            unseen_only: bool = False) -> None:
+    """Both members' readings of every training clip; with ``only``, re-read just that member (after it
+    was retrained) into the clips already cached, keeping the other member's readings."""
     from syncnet_fcn.crops import iter_track_crops
     from syncnet_fcn.engines.fused import FusedEngine
     from syncnet_fcn.evaluation import foreign_audio
@@ -73,17 +112,30 @@ def extract(cache: Path, train_dir: Path = TRAIN_DIR, limit: int | None = None) 
     from syncnet_fcn.pipeline import SyncPipeline
 
     every = training_clips(train_dir)
+    chosen = training_clips(train_dir, unseen_only)
     # a fixed mixed order, so that a partial extraction still covers every source page
-    entries = sorted(every, key=lambda e: hashlib.sha1(e["file"].encode()).hexdigest())[:limit]
+    entries = sorted(chosen, key=lambda e: hashlib.sha1(e["file"].encode()).hexdigest())[:limit]
     engine = FusedEngine.from_weights(None)
+    if only is not None:
+        engine = FusedEngine({only: engine.members[only]}, engine.fusion)
+        stamp = member_stamp(only)
     pipe = SyncPipeline(engine="landmark")  # its face tracking only
     cache.mkdir(parents=True, exist_ok=True)
     for i, entry in enumerate(entries):
         out = cache / f"{entry['file']}.pkl"
-        if out.is_file():
+        if only is None and out.is_file():
             continue
+        if only is not None:
+            if not out.is_file():
+                continue
+            stored = pickle.loads(out.read_bytes())
+            if stored.get("stamps", {}).get(only) == stamp:
+                continue
+            if stored.get("wrong_audio_of") is not None:
+                partner = next(e for e in every if e["file"] == stored["wrong_audio_of"])
         # the wrong pair: the next clip from another source page (another recording, another speaker)
-        partner = next(e for e in every[i + 1:] + every[:i] if e["source_repo"] != entry["source_repo"])
+        if only is None:
+            partner = next(e for e in every[i + 1:] + every[:i] if e["source_repo"] != entry["source_repo"])
         path = train_dir / entry["file"]
         started = time.perf_counter()
         try:
@@ -107,9 +159,22 @@ def extract(cache: Path, train_dir: Path = TRAIN_DIR, limit: int | None = None) 
         for _track_id, _first, crops in iter_track_crops(path, [track], size=224):
             scorer.push(crops)
         readings = [r.extra["members"] for r in scorer.finish()]
+        if only is not None:
+            if track.n_frames != stored["n_frames"]:
+                print(f"[{i + 1}/{len(entries)}] {entry['file']}: another track than the cached one, kept stale",
+                      file=sys.stderr)
+                continue
+            for members, fresh in zip([*stored["shifts"].values(), stored["wrong"]], readings):
+                members[only] = fresh[only]
+            stored.setdefault("stamps", {})[only] = stamp
+            out.write_bytes(pickle.dumps(stored))
+            print(f"[{i + 1}/{len(entries)}] {entry['file']} {only} re-read {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
+            continue
         payload = {
             "file": entry["file"], "speaker_key": entry["speaker_key"], "n_frames": track.n_frames,
             "shifts": dict(zip(FIT_SHIFTS, readings[:-1])), "wrong": readings[-1], "wrong_audio_of": partner["file"],
+            "stamps": {name: member_stamp(name) for name in MEMBERS},
         }
         out.write_bytes(pickle.dumps(payload))
         print(f"[{i + 1}/{len(entries)}] {entry['file']} {track.n_frames} frames "
@@ -179,8 +244,11 @@ def pieces(items: list[dict], frames: int, weights: dict, bar: float | None, use
     return out
 
 
-def fit(cache: Path, out_path: Path = FUSION_PATH) -> dict:
+def fit(cache: Path, out_path: Path = FUSION_PATH, unseen_only: bool = False) -> dict:
     items = [i for i in load_cache(cache) if all(m.min_dist is not None for m in i["shifts"][0].values())]
+    if unseen_only:
+        unseen = landmark_unseen_files()
+        items = [i for i in items if i["file"] in unseen]
     excluded = [i["file"] for i in items if own_offset_disagrees(i)]
     items_in_sync = [i for i in items if i["file"] not in excluded]
     print(f"{len(items)} clips read by both members; {len(excluded)} out of sync as published, left out of the scores")
@@ -244,7 +312,7 @@ def fit(cache: Path, out_path: Path = FUSION_PATH) -> dict:
         "how": (
             f"fitted by benchmarks/fused_fit.py on {len(items)} training clips of ../shared/train/harvest2 "
             f"(speaker keys {', '.join(EXCLUDED_SPEAKER_KEYS)} left out: they may share a speaker with the "
-            f"benchmark), each clip's longest face track with its audio shifted by {list(FIT_SHIFTS)} frames. "
+            f"benchmark{'; only speakers the landmark members never trained on' if unseen_only else ''}), each clip's longest face track with its audio shifted by {list(FIT_SHIFTS)} frames. "
             f"weights: the landmark share on a grid of {len(WEIGHT_GRID)} steps maximising the mean of clip-level "
             f"and 15-frame-context accuracy ({len(excluded)} clips whose members agree on an own offset beyond "
             "±1 left out of the score); reliable_confidence: the largest fused confidence with another clip's "
@@ -255,6 +323,7 @@ def fit(cache: Path, out_path: Path = FUSION_PATH) -> dict:
         ),
         "fit": {
             "clips": len(items),
+            "unseen_speakers_only": unseen_only,
             "clips_out_of_sync": excluded,
             "shifts": list(FIT_SHIFTS),
             "weight_grid": {f"{w:.2f}": s for w, s in grid.items()},
@@ -279,12 +348,16 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=Path, required=True, help="where the members' readings are kept (outside the repo)")
     p.add_argument("--train-dir", type=Path, default=TRAIN_DIR)
     p.add_argument("--limit", type=int, default=None, help="extract: only the first N clips")
+    p.add_argument("--only", choices=MEMBERS, default=None,
+                   help="extract: re-read only this member into the cached clips (after retraining it)")
+    p.add_argument("--unseen-only", action="store_true",
+                   help="only clips of speakers the landmark members never trained on (their held-out split)")
     p.add_argument("--out", type=Path, default=FUSION_PATH, help="fit: where the fusion goes")
     args = p.parse_args(argv)
     if args.step == "extract":
-        extract(args.cache, args.train_dir, args.limit)
+        extract(args.cache, args.train_dir, args.limit, args.only, args.unseen_only)
     else:
-        fit(args.cache, args.out)
+        fit(args.cache, args.out, args.unseen_only)
     return 0
 
 
