@@ -10,7 +10,6 @@ import importlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from . import SIGN_CONVENTION, __version__
@@ -20,6 +19,7 @@ from .errors import InvalidArgumentError, SyncNetError
 from .commands.progress import StageProgressBar as _ProgressBar
 from .commands import monitor as monitor_command
 from .native_logs import filter_native_stderr
+from .writers import write_text_atomic
 
 EXIT_USAGE = 2
 
@@ -143,7 +143,7 @@ def cmd_detect(args) -> int:
     document = report.to_json(full=args.full)
     if out is not None:
         try:
-            _write_atomic(out, document + "\n")
+            write_text_atomic(out, document + "\n")
         except OSError as exc:  # disk full, folder removed meanwhile: the result is still printed below
             print(document if args.json else report.format_table())
             raise InvalidArgumentError(f"cannot write --out {out}: {exc.strerror or exc}") from None
@@ -226,18 +226,6 @@ def check_output_file(path: Path, option: str) -> None:
         raise InvalidArgumentError(f"{option}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise InvalidArgumentError(f"{option}: {path} cannot be written (permission denied)")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,10 +12,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, request
 
 from .. import service
 from ..errors import InvalidArgumentError
+from .jobs import accept_job
 
 blueprint = Blueprint("eval", __name__)
 
@@ -77,13 +78,5 @@ def create_eval_job():
             row["video"] = Path(row["video"]).name
         return document
 
-    try:
-        job = sync.submit_work(f"{len(jobs)} videos", work, upload_dir=upload_dir, kind="eval",
-                               stages=EVAL_STAGES, workspace=workspace)
-    except BaseException:
-        shutil.rmtree(upload_dir, ignore_errors=True)
-        shutil.rmtree(workspace, ignore_errors=True)
-        raise
-    body = job.to_dict()
-    body["status_url"] = url_for("job_status", job_id=job.id)
-    return jsonify(body), 202, {"Location": body["status_url"]}
+    return accept_job(sync, f"{len(jobs)} videos", work, upload_dir=upload_dir, workspace=workspace, kind="eval",
+                      stages=EVAL_STAGES)

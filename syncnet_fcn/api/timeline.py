@@ -14,10 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, request
 
 from ..errors import InvalidArgumentError
 from ..service import safe_filename
+from .jobs import accept_job
 
 bp = Blueprint("timeline", __name__)
 
@@ -97,12 +98,5 @@ def create_timeline_job():
         return timeline.to_dict()
 
     sync = current_app.extensions["syncnet_fcn"]
-    try:
-        job = sync.submit_work(name, work, upload_dir=upload_dir, kind="timeline", stages=STAGES, workspace=workspace)
-    except BaseException:
-        shutil.rmtree(upload_dir, ignore_errors=True)
-        shutil.rmtree(workspace, ignore_errors=True)
-        raise
-    body = job.to_dict()
-    body["status_url"] = url_for("job_status", job_id=job.id)
-    return jsonify(body), 202, {"Location": body["status_url"]}
+    return accept_job(sync, name, work, upload_dir=upload_dir, workspace=workspace, kind="timeline",
+                      stages=STAGES)
