@@ -421,11 +421,14 @@ def test_every_engine_runs_with_random_weights(upload_dir, clip, tmp_path, monke
     weights = tmp_path / "random_official_layout.model"
     torch.save(SyncNet(SyncNetConfig.official()).state_dict(), weights)
     monkeypatch.setenv("SYNCNET_FCN_WEIGHTS", str(weights))
+    monkeypatch.setenv("SYNCNET_FCN_NO_PROJECT_WEIGHTS", "1")
     app = create_app({"SYNC_UPLOAD_DIR": str(upload_dir)})
     client = app.test_client()
     health = client.get("/api/health").json
     runnable = [name for name, s in health["engines"].items() if s["available"]]
-    assert runnable == ["syncnet", "fcn", "landmark", "fused"]
+    # with project checkpoints hidden, fused (which needs the light one) is off and says why
+    assert runnable == ["syncnet", "fcn", "landmark"]
+    assert "light checkpoint" in health["engines"]["fused"]["reason"]
     response = client.post("/api/analyze", data=upload(clip(SHORT_CLIP), engines="all"))
     assert response.status_code == 200, response.json
     doc = response.json
