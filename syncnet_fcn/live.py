@@ -86,6 +86,10 @@ class Connection:
     audio: object | None
 
 
+# opens of a network source that find no video stream before it is called video-less
+VIDEOLESS_OPENS = 3
+
+
 class StreamSource:
     """Packets of ``source`` in arrival order, interleaved with :class:`SourceEvent` and :class:`Connection`.
 
@@ -126,6 +130,7 @@ class StreamSource:
         last_packet_at = time.monotonic()
         lost_at = None
         tries = 0
+        videoless_opens = 0
         while not self.stop.is_set():
             try:
                 container = self._open()
@@ -134,8 +139,13 @@ class StreamSource:
             if container is not None:
                 try:
                     if not container.streams.video:
-                        yield SourceEvent("error", {"message": f"{_name(self.source)} has no video stream"})
-                        return
+                        videoless_opens += 1
+                        # a live playlist opened while its first segment is still being written can probe
+                        # without video: try again a few times before calling the stream video-less
+                        if not self.network or videoless_opens >= VIDEOLESS_OPENS:
+                            yield SourceEvent("error", {"message": f"{_name(self.source)} has no video stream"})
+                            return
+                        raise av.FFmpegError(0, "no video stream found yet")
                     for item in self._read(container, lost_at, last_packet_at):
                         if isinstance(item, SourcePacket):
                             last_packet_at = item.arrival
