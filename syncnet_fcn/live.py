@@ -87,7 +87,7 @@ class Connection:
 
 
 # opens of a network source that find no video stream before it is called video-less
-VIDEOLESS_OPENS = 3
+VIDEOLESS_OPENS = 6
 
 
 class StreamSource:
