@@ -20,13 +20,9 @@ from syncnet_fcn.repair import video_packets_digest, write_shifted  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def flask_app(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SYNCNET_FCN_CACHE", str(tmp_path_factory.mktemp("weights_cache")))
-        mp.delenv("SYNCNET_FCN_WEIGHTS", raising=False)
-        mp.setenv("SYNCNET_FCN_NO_PROJECT_WEIGHTS", "1")
-        yield create_app({"SYNC_UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")), "TESTING": True,
-                          "SYNC_EVAL_CACHE": str(tmp_path_factory.mktemp("eval_cache"))})
+def flask_app(isolated_engines, tmp_path_factory):
+    return create_app({"SYNC_UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads")), "TESTING": True,
+                       "SYNC_EVAL_CACHE": str(tmp_path_factory.mktemp("eval_cache"))})
 
 
 @pytest.fixture(scope="module")
