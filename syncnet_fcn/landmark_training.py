@@ -314,6 +314,19 @@ def aligned_audio(track: dict) -> np.ndarray:
 # calibration on training speakers (never on the evaluation clips)
 
 
+def bias_error(landmarks: np.ndarray, audio: np.ndarray, models: LandmarkModels, max_offset: int = 15,
+               mouth_images: np.ndarray | None = None, appearance: np.ndarray | None = None) -> float:
+    """Sub-frame reading of one in-sync track before any bias correction: the lead of its lips over
+    its sound, in frames (``mouth_images``, or their compact ``appearance``, feed the mouth-image members)."""
+    from .evaluation import subframe_minimum
+    from .landmark.reading import frame_scores, window_distances
+    from .scoring import offset_axis
+
+    scores, _ = frame_scores(landmarks, audio, max_offset, models, 0.0, mouth_images, appearance)
+    curve = window_distances(scores).mean(axis=0)[::-1]  # offsets ascending
+    return subframe_minimum(curve, offset_axis(max_offset))
+
+
 def calibrate_on_footage(tracks: list[dict], models: LandmarkModels, max_offset: int = 15) -> dict:
     """The engine's calibration measured on aligned training tracks (:func:`usable_tracks`).
 
@@ -321,15 +334,11 @@ def calibrate_on_footage(tracks: list[dict], models: LandmarkModels, max_offset:
     Thresholds: each face with the sound of the next track from another source page
     (:func:`syncnet_fcn.evaluation.wrong_pair_thresholds`), so that such pairs read unreliable.
     """
-    from .landmark.reading import frame_scores, score_track, window_distances
-    from .evaluation import foreign_audio, robust_bias, subframe_minimum, wrong_pair_thresholds
-    from .scoring import offset_axis
+    from .landmark.reading import score_track
+    from .evaluation import foreign_audio, robust_bias, wrong_pair_thresholds
 
-    errors = {}
-    for t in tracks:
-        scores, _ = frame_scores(t["landmarks"], aligned_audio(t), max_offset, models, 0.0, appearance=t["appearance"])
-        curve = window_distances(scores).mean(axis=0)[::-1]  # offsets ascending
-        errors[t["name"]] = subframe_minimum(curve, offset_axis(max_offset))
+    errors = {t["name"]: bias_error(t["landmarks"], aligned_audio(t), models, max_offset, appearance=t["appearance"])
+              for t in tracks}
     bias = robust_bias(list(errors.values()))
     base = {"bias_frames": bias, "reliable_confidence": -np.inf}
     true_conf, wrong_conf, wrong_frames = {}, {}, []
@@ -365,15 +374,25 @@ def calibrate_on_footage(tracks: list[dict], models: LandmarkModels, max_offset:
     }
 
 
+def calibrate_on_training_speakers(footage: dict, models: LandmarkModels) -> dict:
+    """:func:`calibrate_on_footage` on the aligned harvest2 tracks of the training side of the split
+    (as ``data/landmark_calibration.json`` was measured): the one recipe for a shipped calibration."""
+    return calibrate_on_footage([t for t in usable_tracks(footage, "train") if t["name"].startswith("harvest2/")],
+                                models)
+
+
 def main(argv=None) -> int:
     import argparse
 
-    from .landmark.models import MODEL_PATH
+    from .landmark.models import CALIBRATION_PATH, MODEL_PATH, load_models
 
     shared = Path(__file__).resolve().parents[2] / "shared"
     p = argparse.ArgumentParser(prog="python -m syncnet_fcn.landmark_training", description=__doc__.split("\n\n")[0])
     p.add_argument("--cache", type=Path, required=True, help="landmark cache outside the repository")
-    p.add_argument("--out", type=Path, required=True, help="model file to write (a .card.json and a calibration beside it)")
+    p.add_argument("--out", type=Path, help="model file to write (a .card.json and a calibration beside it)")
+    p.add_argument("--calibrate-only", action="store_true",
+                   help=f"no training: measure the shipped model's calibration on training speakers and write "
+                        f"it to {CALIBRATION_PATH.name}")
     p.add_argument("--train-root", type=Path, default=shared / "train")
     p.add_argument("--clips-dir", type=Path, default=shared / "clips", help="evaluation clips: kept out of training")
     p.add_argument("--steps", type=int, default=Recipe.steps)
@@ -383,8 +402,16 @@ def main(argv=None) -> int:
     p.add_argument("--from-shipped", action="store_true", help=f"fine-tune the members of {MODEL_PATH.name}")
     p.add_argument("--workers", type=int, default=None)
     args = p.parse_args(argv)
+    if args.out is None and not args.calibrate_only:
+        p.error("--out is required unless --calibrate-only is given")
 
     footage = prepare_footage(args.train_root, args.clips_dir, args.cache)
+    if args.calibrate_only:
+        calibration = calibrate_on_training_speakers(footage, load_models())
+        CALIBRATION_PATH.write_text(json.dumps(calibration, indent=1) + "\n")
+        print(f"wrote {CALIBRATION_PATH}: bias {calibration['bias_frames']:+.3f} frames, "
+              f"reliable_confidence {calibration['reliable_confidence']:.3f}")
+        return 0
     train = usable_tracks(footage, "train")
     recipe = Recipe(steps=args.steps, lr=args.lr, max_shift=args.max_shift, noisy_copies=args.noisy_copies)
     split = footage["split"]
@@ -398,8 +425,7 @@ def main(argv=None) -> int:
     init = LandmarkModels.load(MODEL_PATH) if args.from_shipped else None
     models = fit_members(train, recipe, provenance=provenance, init=init, workers=args.workers)
     save_with_card(models, args.out)
-    harvest_train = [t for t in train if t["name"].startswith("harvest2/")]
-    calibration = calibrate_on_footage(harvest_train, models)
+    calibration = calibrate_on_training_speakers(footage, models)
     calibration_path = args.out.with_name(args.out.stem + ".calibration.json")
     calibration_path.write_text(json.dumps(calibration, indent=1) + "\n")
     print(f"wrote {args.out}, its card and {calibration_path.name}: bias {calibration['bias_frames']:+.3f}, "

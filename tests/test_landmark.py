@@ -365,7 +365,7 @@ def test_stored_bias_measurements_match_the_current_engine():
     """The calibration was measured with this engine on training tracks (their sound delayed by the
     page's measured lag): re-measure three of them from the videos and compare."""
     from conftest import SHARED
-    from syncnet_fcn.landmark.calibration import measure_bias_error
+    from syncnet_fcn.landmark_training import bias_error
     from syncnet_fcn.landmark.training import track_landmarks
 
     measurement = json.loads(CALIBRATION_PATH.read_text())["bias_measurement"]
@@ -377,7 +377,7 @@ def test_stored_bias_measurements_match_the_current_engine():
             pytest.skip(f"../shared/train/{name} not present")
         track = max(track_landmarks(videos[0]), key=lambda t: len(t["landmarks"]))
         audio = shift_audio(track["audio"], delays[name])
-        error = measure_bias_error(track["landmarks"], audio, 0, MAX_OFFSET, mouth_images=track["mouth_images"])
+        error = bias_error(track["landmarks"], audio, load_models(), MAX_OFFSET, mouth_images=track["mouth_images"])
         assert error == pytest.approx(stored[name], abs=0.15), name
 
 

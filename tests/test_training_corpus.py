@@ -134,3 +134,29 @@ def test_training_on_a_few_real_clips_lowers_the_multiway_loss(tmp_path):
     assert np.array_equal(features[0].mouth, features[1].mouth) and not np.allclose(features[0].audio, features[1].audio)
     _, losses = train_member(features, recipe, seed=0)
     assert np.mean(losses[-15:]) < np.mean(losses[:15]) - 0.2, (losses[:15], losses[-15:])
+
+
+@needs_harvest
+def test_the_shipped_calibration_is_measured_on_training_speakers_only(monkeypatch):
+    """``--calibrate-only`` and training both calibrate on the training side of the split: no
+    validation clip and no evaluation speaker reaches the calibration, and no command calibrates the
+    landmark engine on ``../shared/clips`` any more."""
+    import syncnet_fcn.landmark_training as lt
+    from syncnet_fcn.landmark.__main__ import main as landmark_main
+
+    split = split_by_speaker(list_training_clips(TRAIN))
+    clips = split.train + split.validation
+    # every clip "has a track" and reads in sync: what the calibration picks is the split's doing
+    footage = {"split": split, "sync": {"delay": {c.name: 0.0 for c in clips}},
+               "tracks": {c.name: {"landmarks": None, "audio": None, "appearance": None} for c in clips}}
+    seen = []
+    monkeypatch.setattr(lt, "calibrate_on_footage", lambda tracks, models: seen.extend(tracks) or {})
+    lt.calibrate_on_training_speakers(footage, models=None)
+    names = {t["name"] for t in seen}
+    train = {c.name: c for c in split.train}
+    assert names and names <= set(train)
+    assert not names & {c.name for c in split.validation}
+    assert not {s for n in names for s in train[n].speakers} & set(EVALUATION_SPEAKERS)
+    with pytest.raises(SystemExit) as refused:
+        landmark_main(["calibrate", str(SHARED / "clips")])
+    assert refused.value.code == 2

@@ -27,7 +27,7 @@ Per face track:
 4. ``dists = −score`` averaged over 5-frame windows gives the usual ``(windows, 2*max_offset+1)``
    matrix and :func:`syncnet_fcn.scoring.summarize` the offset, confidence and the rest
    (``landmark.reading``). Offsets are corrected by the calibrated lead of lips over sound
-   (``landmark.calibration``), applied as a sub-frame audio delay before scoring.
+   (measured on training speakers by ``landmark_training``), applied as a sub-frame audio delay before scoring.
 
 Confidence is the original's ``median(curve) − min(curve)`` — the score's gain at the best offset over
 a typical one, in units of the per-frame score's spread — times the square root of the frames with a

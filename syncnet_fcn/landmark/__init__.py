@@ -9,8 +9,7 @@ module                    job                                                   
 ``models``                CCA and LipSyncNet, the stored ensemble and calibration        engines
 ``reading``               one track's reading from its landmarks and audio               engines
 ``training``              fitting the models on training footage                         fitting
-``calibration``           measuring bias and thresholds on real clips                    fitting
-``__main__``              ``python -m syncnet_fcn.landmark fit | calibrate``             fitting
+``__main__``              ``python -m syncnet_fcn.landmark fit``                         fitting
 ========================  =============================================================  ==========
 
 Nothing is imported here, so that importing one part never loads the fitting tools.

@@ -9,7 +9,7 @@ Two audio–lip models, each fitted per member on one kind of visual features:
 
 :class:`LandmarkModels` is the stored ensemble (``data/landmark_model.pt``); the calibration beside it
 (``data/landmark_calibration.json``) is read by :func:`load_calibration` and written by
-:mod:`syncnet_fcn.landmark.calibration`.
+:mod:`syncnet_fcn.landmark_training` (on training speakers, never the evaluation clips).
 """
 
 from __future__ import annotations
