@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -16,8 +15,16 @@ from . import SIGN_CONVENTION, __version__
 from .commands import export
 from .commands import timeline as timeline_command
 from .errors import InvalidArgumentError, SyncNetError
-from .commands.progress import StageProgressBar as _ProgressBar
 from .commands import monitor as monitor_command
+from .commands.common import (
+    add_device_argument,
+    add_engine_argument,
+    add_quiet_argument,
+    add_weights_argument,
+    check_output_file,
+    input_video,
+    stage_progress,
+)
 from .native_logs import filter_native_stderr
 from .writers import write_text_atomic
 
@@ -54,25 +61,24 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="measure the audio-video offset of every face in a video")
     p.add_argument("video", help="any video file with an audio track")
-    p.add_argument("--engine", default="auto", choices=["auto", "syncnet", "fcn", "landmark", "fused"],
-                   help="auto: fcn on official weights, else fused when its fit beat each member, else landmark")
-    p.add_argument("--weights", help="weights file or registry name (default: official if cached, else project checkpoint)")
+    add_engine_argument(p, help="auto: fcn on official weights, else fused when its fit beat each member, else landmark")
+    add_weights_argument(p, help="weights file or registry name (default: official if cached, else project checkpoint)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     p.add_argument("--full", action="store_true", help="include per-frame face boxes in the JSON")
     p.add_argument("--out", help="also write the JSON document to this file")
     p.add_argument("--max-offset", type=int, default=15, help="search range in frames (default 15 = ±0.6 s)")
     p.add_argument("--min-track-frames", type=int, default=25, help="shortest face track kept (default 25 = 1 s; the original used 100)")
     p.add_argument("--min-face-size", type=float, default=0, help="smallest mean face size in px (the original used 100)")
-    p.add_argument("--device", default="auto", help="torch device for the syncnet/fcn engines: auto (a CUDA GPU "
-                   "when there is one), cpu, cuda or cuda:N")
+    add_device_argument(p, default="auto", help="torch device for the syncnet/fcn engines: auto (a CUDA GPU "
+                        "when there is one), cpu, cuda or cuda:N")
     p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"],
                    help="what runs the fcn engine's network: auto (ONNX Runtime on the CPU when installed)")
     p.add_argument("--int8", action="store_true", help="fcn: the int8 model written by 'syncnet-fcn export --int8'")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_argument(p)
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("engines", help="which engines can run here, and why not")
-    p.add_argument("--weights")
+    add_weights_argument(p, help=None)
     p.set_defaults(func=cmd_engines)
 
     weights_parser = sub.add_parser("weights", help="list or download model weights")
@@ -87,13 +93,13 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="fit FCN-SyncNet's distance calibration for a weights file")
     p.add_argument("inputs", nargs="+", help="videos or audio files with speech (any, not evaluation clips)")
-    p.add_argument("--weights", help="weights file or registry name")
+    add_weights_argument(p)
     p.add_argument("--out", help="where to write the calibration (default: beside the weights)")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("thresholds", help="measure where a weights file's confidences stop meaning sync")
     p.add_argument("inputs", nargs="+", help="talking-face videos (folders allowed), at least two")
-    p.add_argument("--weights", help="weights file or registry name")
+    add_weights_argument(p)
     p.add_argument("--out", help="where to write them (default: beside the weights)")
     p.set_defaults(func=cmd_thresholds)
 
@@ -114,11 +120,7 @@ def build_parser(with_train_options: bool = True) -> argparse.ArgumentParser:
 
 
 def cmd_detect(args) -> int:
-    video = Path(args.video)
-    if not video.exists():
-        raise InvalidArgumentError(f"no such file: {video}")
-    if video.is_dir():
-        raise InvalidArgumentError(f"{video} is a directory, not a video file")
+    video = input_video(args.video)
     out = Path(args.out) if args.out else None
     if out is not None and out.resolve() == video.resolve():
         raise InvalidArgumentError("--out would overwrite the input video")
@@ -131,15 +133,11 @@ def cmd_detect(args) -> int:
     from .tracking import TrackingOptions
 
     tracking = TrackingOptions(min_track_frames=args.min_track_frames, min_face_size=args.min_face_size)
-    bar = None if args.quiet else _ProgressBar()
-    try:
+    with stage_progress(args.quiet) as bar:
         pipe = SyncPipeline(engine=args.engine, weights=args.weights, max_offset=args.max_offset,
                             device=args.device, runtime=args.runtime, int8=args.int8, tracking=tracking,
                             progress=bar)
         report = pipe.run(video)
-    finally:
-        if bar is not None:
-            bar.close()
     document = report.to_json(full=args.full)
     if out is not None:
         try:
@@ -208,24 +206,6 @@ def cmd_train(args) -> int:
 
     run_from_args(args)
     return 0
-
-
-# -- helpers --------------------------------------------------------------------------------------------
-
-
-def check_output_file(path: Path, option: str) -> None:
-    """Before any work: ``path`` can be written (its folder exists or can be made, it is not a folder)."""
-    if path.is_dir():
-        raise InvalidArgumentError(f"{option} {path} is a directory: give a file name")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidArgumentError(f"{option}: cannot create the folder {folder}: {exc.strerror or exc}") from None
-    if not folder.is_dir():
-        raise InvalidArgumentError(f"{option}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InvalidArgumentError(f"{option}: {path} cannot be written (permission denied)")
 
 
 if __name__ == "__main__":  # pragma: no cover

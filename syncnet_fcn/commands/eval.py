@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .common import add_device_argument, add_engine_argument, add_quiet_argument, add_weights_argument
+
 EXIT_SOME_FAILED = 1
 FORMATS = ("md", "csv", "json")
 #: what --format prints: the comparison table (Markdown also lists every video; JSON is everything)
@@ -23,18 +25,18 @@ def add_parser(subparsers) -> None:
                         "everything (json)")
     p.add_argument("--group-by", default="none", choices=["none", "folder"],
                    help="folder: one row per folder in the comparison table")
-    p.add_argument("--engine", default="auto", choices=["auto", "syncnet", "fcn", "landmark"])
-    p.add_argument("--weights", help="weights file or registry name")
+    add_engine_argument(p, choices=("auto", "syncnet", "fcn", "landmark"))
+    add_weights_argument(p)
     p.add_argument("--max-offset", type=int, default=15, help="search range in frames (default 15)")
     p.add_argument("--min-track-frames", type=int, default=25)
     p.add_argument("--min-face-size", type=float, default=0)
-    p.add_argument("--device", default="cpu")
+    add_device_argument(p)
     p.add_argument("--workers", type=int, default=1, help="videos scored at once (processes or Ray tasks)")
     p.add_argument("--backend", default="local", choices=["local", "ray"])
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--cache", help="result cache folder (default: $SYNCNET_FCN_CACHE/eval)")
     p.add_argument("--no-cache", action="store_true", help="score everything again and cache nothing")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_argument(p)
     p.set_defaults(func=run)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from .common import add_weights_argument
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("export", help="write ONNX files of a SyncNet member (float32, and int8 with --int8)")
-    p.add_argument("--weights", help="weights file or registry name (default: the engines' default weights)")
+    add_weights_argument(p, help="weights file or registry name (default: the engines' default weights)")
     p.add_argument("--out", help="folder for the files (default: beside the weights, where the engine looks)")
     p.add_argument("--int8", action="store_true", help="also write the statically quantised int8 video stream")
     p.add_argument("--calibrate-on", nargs="+", metavar="VIDEO_OR_FOLDER", default=[],

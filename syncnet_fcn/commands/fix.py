@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SyncNetError
+from ..errors import InvalidArgumentError, SyncNetError
+from .common import (
+    add_device_argument,
+    add_engine_argument,
+    add_quiet_argument,
+    add_weights_argument,
+    input_video,
+    stage_progress,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -21,33 +29,25 @@ def add_parser(subparsers) -> None:
                         "instead of measuring it here")
     p.add_argument("--window", type=float, default=10.0,
                    help="with --per-segment and no --timeline: seconds per reading (default 10)")
-    p.add_argument("--engine", default="auto", choices=["auto", "syncnet", "fcn", "landmark"])
-    p.add_argument("--weights", help="weights file or registry name")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_argument(p, choices=("auto", "syncnet", "fcn", "landmark"))
+    add_weights_argument(p)
+    add_device_argument(p)
+    add_quiet_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from .progress import StageProgressBar
-    from ..errors import InvalidArgumentError
     from ..pipeline import SyncPipeline
     from ..repair import fix_video
 
-    video = Path(args.video)
-    if not video.is_file():
-        raise InvalidArgumentError(f"no such file: {video}")
+    video = input_video(args.video)
     if args.per_segment:
         return run_per_segment(args, video)
     if args.timeline:
         raise InvalidArgumentError("--timeline is read only with --per-segment")
     pipeline = SyncPipeline(engine=args.engine, weights=args.weights, device=args.device)
-    bar = None if args.quiet else StageProgressBar()
-    try:
+    with stage_progress(args.quiet) as bar:
         result = fix_video(video, args.out, offset=args.offset, force=args.force, pipeline=pipeline, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
     print(f"before: {_reading(result.before)}")
     how = "given" if result.offset_given else "measured"
     print(f"shift:  audio {'delayed' if result.shift_frames >= 0 else 'advanced'} by {abs(result.shift_frames)} "
@@ -61,9 +61,7 @@ def run(args) -> int:
 def run_per_segment(args, video: Path) -> int:
     import json
 
-    from ..errors import InvalidArgumentError
     from ..segment_fix import fix_per_segment, timeline_measure
-    from .progress import StageProgressBar
 
     if args.offset is not None:
         raise InvalidArgumentError("--offset applies one offset to the whole video; drop it with --per-segment")
@@ -75,19 +73,15 @@ def run_per_segment(args, video: Path) -> int:
             raise InvalidArgumentError(f"cannot read the timeline {args.timeline}: {exc}") from None
     engine = "landmark" if args.engine == "auto" else args.engine
     window = float((timeline or {}).get("settings", {}).get("window_s") or args.window)
-    bar = None if args.quiet else StageProgressBar()
-    try:
-        measure = timeline_measure(engine=engine, window_s=window, progress=bar)
-    except SyncNetError as exc:  # the timeline extra (identities) is missing: a given timeline still works
-        if timeline is None:
-            raise type(exc)(f"{exc} (or give --timeline T.json made where the extra is installed)") from None
-        measure = None
-        print(f"note: the output is not re-measured: {exc}")
-    try:
+    with stage_progress(args.quiet) as bar:
+        try:
+            measure = timeline_measure(engine=engine, window_s=window, progress=bar)
+        except SyncNetError as exc:  # the timeline extra (identities) is missing: a given timeline still works
+            if timeline is None:
+                raise type(exc)(f"{exc} (or give --timeline T.json made where the extra is installed)") from None
+            measure = None
+            print(f"note: the output is not re-measured: {exc}")
         result = fix_per_segment(video, args.out, timeline=timeline, measure=measure, force=args.force)
-    finally:
-        if bar is not None:
-            bar.close()
     print("stretches:")
     for s in result.stretches:
         verb = "delayed" if s.offset_frames >= 0 else "advanced"

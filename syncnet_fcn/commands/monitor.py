@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import InvalidArgumentError
 from ..monitor import DEFAULT_CONSECUTIVE, DEFAULT_THRESHOLD_FRAMES
+from .common import add_engine_argument, add_weights_argument
 
 
 def add_parser(subparsers) -> None:
@@ -27,8 +28,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--jsonl", help="also append every reading and event to this file, one JSON object a line")
     p.add_argument("--webhook", help="POST each alert and 'back in sync' as JSON to this http(s) URL")
     p.add_argument("--realtime", action="store_true", help="read a file at its own pace, as if it were live")
-    p.add_argument("--engine", default="auto", choices=["auto", "syncnet", "fcn", "landmark"])
-    p.add_argument("--weights", help="weights file or registry name")
+    add_engine_argument(p, choices=("auto", "syncnet", "fcn", "landmark"))
+    add_weights_argument(p)
     p.add_argument("--max-offset", type=int, default=15, help="search range in frames (default 15)")
     p.add_argument("--read-timeout", type=float, default=10.0,
                    help="seconds without data before the source counts as stalled and is reopened (default 10)")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
+from .common import add_engine_argument, add_quiet_argument, input_video
 
 
 def add_parser(subparsers) -> None:
@@ -22,7 +23,7 @@ def add_parser(subparsers) -> None:
                    help="write the result here, format from the extension (.json .srt .vtt .rttm .csv); repeat "
                         "for several formats in one run")
     p.add_argument("--window", type=float, default=10.0, help="seconds per sync reading and per checkpoint (default 10)")
-    p.add_argument("--engine", default="landmark", choices=["landmark", "syncnet", "fcn"], help="sync engine")
+    add_engine_argument(p, choices=("landmark", "syncnet", "fcn"), default="landmark", help="sync engine")
     p.add_argument("--max-offset", type=int, default=15, help="offset search range in frames (default 15)")
     p.add_argument("--plot", metavar="FILE.png", help="draw offset and confidence over the recording")
     p.add_argument("--checkpoint", metavar="FILE",
@@ -31,7 +32,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="carry on from the checkpoint's last finished window")
     p.add_argument("--no-voices", action="store_true", help="do not match voices off screen (no resemblyzer needed)")
     p.add_argument("--min-face-size", type=float, default=0, help="ignore faces smaller than this (px)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_argument(p)
     p.set_defaults(func=run)
 
 
@@ -41,9 +42,7 @@ def run(args) -> int:
     from ..tracking import TrackingOptions
     from ..writers import get_writer, writer_for_path
 
-    video = Path(args.video)
-    if not video.is_file():
-        raise InvalidArgumentError(f"no such file: {video}")
+    video = input_video(args.video)
     default_format = args.format or "json"
     get_writer(default_format)  # an unknown format fails before hours of work
     outputs = [(Path(o), writer_for_path(Path(o), default=default_format)) for o in args.out]
