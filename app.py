@@ -37,7 +37,7 @@ from syncnet_fcn import __version__, memory, plots, service
 from syncnet_fcn.api.uploads import receive_upload
 from syncnet_fcn.api import timeline as timeline_api
 from syncnet_fcn.api import monitors as monitors_api
-from syncnet_fcn.errors import InvalidArgumentError, SyncNetError
+from syncnet_fcn.errors import InvalidArgumentError, NotFoundError, ServerBusyError, SyncNetError
 from syncnet_fcn.native_logs import filter_native_stderr
 
 log = logging.getLogger("syncnet_fcn.app")
@@ -67,11 +67,6 @@ DEFAULT_CONFIG = {
 PUBLIC_API_PATHS = {"/api/health", "/api/openapi.json"}
 
 STAGES = {"tracks": ("finding faces", 0.0, 0.45), "sync": ("measuring sync", 0.45, 0.9)}
-
-
-class ServerBusy(SyncNetError):
-    code = "busy"
-    http_status = 503
 
 
 @dataclass
@@ -118,7 +113,7 @@ class SyncService:
     def acquire_slot(self, wait_s: float | None = None) -> None:
         wait_s = self.config["SYNC_QUEUE_WAIT_S"] if wait_s is None else wait_s
         if not self.slots.acquire(timeout=max(0.0, wait_s)):
-            raise ServerBusy("all workers are busy; try again shortly")
+            raise ServerBusyError("all workers are busy; try again shortly")
 
     # -- background jobs ----------------------------------------------------------------------------------
 
@@ -148,7 +143,7 @@ class SyncService:
             self._forget_old_jobs()
             pending = sum(job.state in ("queued", "running") for job in self.jobs.values())
             if pending >= self.config["SYNC_MAX_PENDING_JOBS"]:
-                raise ServerBusy("too many jobs waiting; try again shortly")
+                raise ServerBusyError("too many jobs waiting; try again shortly")
             job = Job(id=uuid.uuid4().hex, video_name=name, kind=kind, workspace=workspace)
             self.jobs[job.id] = job
         thread = threading.Thread(target=self._run_job, args=(job, work, upload_dir, stages or STAGES),
@@ -336,7 +331,7 @@ def create_app(config: dict | None = None) -> Flask:
     def job_status(job_id: str):
         job = sync.jobs.get(job_id)
         if job is None:
-            return error_response("not_found", "no such job (finished jobs are kept for a while only)", 404)
+            raise NotFoundError("no such job (finished jobs are kept for a while only)")
         return jsonify(job.to_dict())
 
     @app.get("/api/jobs/<job_id>/files/<name>")
@@ -344,7 +339,7 @@ def create_app(config: dict | None = None) -> Flask:
         job = sync.jobs.get(job_id)
         path = job.files.get(name) if job is not None else None
         if path is None or not Path(path).is_file():
-            return error_response("not_found", "no such job file (finished jobs are kept for a while only)", 404)
+            raise NotFoundError("no such job file (finished jobs are kept for a while only)")
         return send_file(path, as_attachment=True, download_name=name)
 
     @app.errorhandler(SyncNetError)

@@ -71,3 +71,24 @@ class EngineUnavailableError(SyncNetError):
 class InvalidArgumentError(SyncNetError):
     code = "invalid_argument"
     http_status = 400
+
+
+class NotFoundError(SyncNetError):
+    """What a request names (a monitor, a job, a job's file) is not here, or no longer kept."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class TooManyMonitorsError(SyncNetError):
+    """The server already runs as many live monitors as it allows."""
+
+    code = "too_many_monitors"
+    http_status = 429
+
+
+class ServerBusyError(SyncNetError):
+    """Every worker is busy or the job queue is full: try again shortly (``Retry-After``)."""
+
+    code = "busy"
+    http_status = 503

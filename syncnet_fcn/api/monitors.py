@@ -23,7 +23,7 @@ from collections import deque
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
-from ..errors import InvalidArgumentError, SyncNetError
+from ..errors import InvalidArgumentError, NotFoundError, SyncNetError, TooManyMonitorsError
 from ..live import validate_source
 from ..monitor import DEFAULT_CONSECUTIVE, DEFAULT_THRESHOLD_FRAMES, Monitor, MonitorOptions
 
@@ -37,16 +37,6 @@ DEFAULTS = {
     "MONITOR_HEARTBEAT_S": 15.0,  # an SSE comment this often keeps proxies from closing the stream
     "MONITOR_PIPELINE_FACTORY": None,  # tests may hand monitors a stand-in pipeline
 }
-
-
-class TooManyMonitors(SyncNetError):
-    code = "too_many_monitors"
-    http_status = 429
-
-
-class NoSuchMonitor(SyncNetError):
-    code = "not_found"
-    http_status = 404
 
 
 class LiveMonitor:
@@ -120,7 +110,7 @@ class MonitorRegistry:
             self._forget_old()
             active = sum(m.running for m in self.monitors.values())
             if active >= self.config["MONITOR_MAX_ACTIVE"]:
-                raise TooManyMonitors(f"{active} monitors are running, the most this server allows; stop one first")
+                raise TooManyMonitorsError(f"{active} monitors are running, the most this server allows; stop one first")
             live = LiveMonitor(source, options, self.config["MONITOR_EVENTS_KEPT"],
                                pipeline=factory() if factory is not None else None)
             self.monitors[live.id] = live
@@ -130,7 +120,7 @@ class MonitorRegistry:
     def get(self, monitor_id: str) -> LiveMonitor:
         live = self.monitors.get(monitor_id)
         if live is None:
-            raise NoSuchMonitor("no such monitor (stopped monitors are kept for a while only)")
+            raise NotFoundError("no such monitor (stopped monitors are kept for a while only)")
         return live
 
     def _forget_old(self) -> None:
