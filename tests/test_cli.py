@@ -164,6 +164,24 @@ def test_bad_arguments_exit_2(clip, capsys):
     assert exc.value.code == 2
 
 
+def test_fix_takes_every_engine_detect_takes(tmp_path, capsys):
+    """One list of engine names: each name detect offers passes fix's parser (the missing file is what
+    stops it, in one line), and a name outside it stops both at the parser."""
+    from syncnet_fcn.cli import build_parser
+
+    parser = build_parser(with_train_options=False)
+    commands = parser._subparsers._group_actions[0].choices
+    engines = {name: next(a.choices for a in commands[name]._actions if a.dest == "engine") for name in ("detect", "fix")}
+    assert engines["fix"] == engines["detect"] and "fused" in engines["fix"] and "auto" in engines["fix"]
+    missing = tmp_path / "missing.mp4"
+    for engine in engines["detect"]:
+        code, _, err = run_cli(["fix", missing, "-o", tmp_path / "out.mp4", "--engine", engine, "--quiet"], capsys)
+        assert code == 2 and "no such file" in err and err.count("\n") == 1, (engine, err)
+    with pytest.raises(SystemExit) as exc:
+        main(["fix", str(missing), "-o", str(tmp_path / "out.mp4"), "--engine", "nonsense"])
+    assert exc.value.code == 2
+
+
 def test_out_refuses_to_overwrite_input(clip, capsys):
     video = clip("syncnet_example.avi")
     before = video.stat().st_size

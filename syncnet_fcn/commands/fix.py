@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
                         "instead of measuring it here")
     p.add_argument("--window", type=float, default=10.0,
                    help="with --per-segment and no --timeline: seconds per reading (default 10)")
-    add_engine_argument(p, choices=("auto", "syncnet", "fcn", "landmark"))
+    add_engine_argument(p)  # the names detect takes: a reading detect gives can be fixed with that engine
     add_weights_argument(p)
     add_device_argument(p)
     add_quiet_argument(p)
