@@ -19,6 +19,7 @@ from flask import Blueprint, current_app, request
 from ..errors import InvalidArgumentError
 from ..service import safe_filename
 from .jobs import accept_job
+from .uploads import receive_upload
 
 bp = Blueprint("timeline", __name__)
 
@@ -63,8 +64,6 @@ def _formats() -> list[str]:
 
 @bp.post("/api/timeline")
 def create_timeline_job():
-    from app import receive_upload  # the app's checked upload (lazy: app.py registers this blueprint)
-
     from ..timeline import TimelinePipeline
 
     formats = _formats()
