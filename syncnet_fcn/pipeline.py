@@ -91,6 +91,20 @@ class SyncPipeline:
             reasons = "; ".join(f"{k}: {v}" for k, v in self.engine_errors.items())
             raise EngineUnavailableError(f"none of the requested engines can run here ({reasons})")
         self._detector = None
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load now what the first video would otherwise load on its way: the face detector's graph,
+        the scene detector, the speech-feature and scipy tools the readings use (about a second
+        together, more on a busy machine). Paid once per pipeline, with the models, it is not
+        counted against a video, and in the one pass it no longer delays the first track's reading."""
+        import python_speech_features  # noqa: F401
+        import scenedetect.detectors  # noqa: F401
+        from scipy.fft import dct  # noqa: F401
+
+        from . import scoring  # noqa: F401  (scipy.signal)
+
+        self._face_detector()
 
     # -- stages ---------------------------------------------------------------------------------------
 
