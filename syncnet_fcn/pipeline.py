@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from .crops import iter_track_crops
-from .engines import ENGINE_NAMES, SyncEngine, TrackScorer, TrackSync, create_engine
+from .engines import ENGINE_NAMES, OpenTrackScorer, SyncEngine, TrackScorer, TrackSync, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
 from .media import load_audio, prefetched, probe, track_audio
 from .runtime import resolve_device, resolve_runtime
 from .report import SyncReport, TrackResult, attribute_speakers
-from .single_pass import CropChunk, TrackFound, iter_tracks_with_crops
+from .single_pass import CropChunk, TrackDropped, TrackFound, TrackOpened, iter_tracks_with_crops
 from .tracking import SHORTEST_TRACK_FRAMES, FaceTrack, TrackingOptions, find_face_tracks, number_tracks
 from .weights import weights_label
 
@@ -91,6 +91,20 @@ class SyncPipeline:
             reasons = "; ".join(f"{k}: {v}" for k, v in self.engine_errors.items())
             raise EngineUnavailableError(f"none of the requested engines can run here ({reasons})")
         self._detector = None
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load now what the first video would otherwise load on its way: the face detector's graph,
+        the scene detector, the speech-feature and scipy tools the readings use (about a second
+        together, more on a busy machine). Paid once per pipeline, with the models, it is not
+        counted against a video, and in the one pass it no longer delays the first track's reading."""
+        import python_speech_features  # noqa: F401
+        import scenedetect.detectors  # noqa: F401
+        from scipy.fft import dct  # noqa: F401
+
+        from . import scoring  # noqa: F401  (scipy.signal)
+
+        self._face_detector()
 
     # -- stages ---------------------------------------------------------------------------------------
 
@@ -116,7 +130,7 @@ class SyncPipeline:
             if progress is not None:
                 hook = lambda done, total: progress("tracks", min(1.0, done / max(total, 1)))  # noqa: E731
             yield from iter_tracks_with_crops(video, detector=self._face_detector(), options=self.tracking,
-                                              size=224, chunk=CROP_CHUNK, progress=hook)
+                                              size=224, chunk=CROP_CHUNK, progress=hook, early=True)
             return
         for track in tracks:
             yield TrackFound(track.track_id, track)
@@ -192,57 +206,91 @@ class SyncPipeline:
         {engine: seconds spent}, seconds spent waiting for the decoding pass)``.
 
         Faces are found and cropped in one decoding pass in a background thread (or, with ``tracks``
-        given, only cropped) while the engines read the crops. A track's scorers start with its first
-        crops and are finished, and dropped, after its last: an engine's working data (a face mesh per
-        core, a track's audio features) lives only while its track is on screen, so an edited video's
-        hundreds of shots cost no more than one.
+        given, only cropped) while the engines read the crops. In the one pass a track's crops come
+        while the face is still being followed (``TrackOpened``, crops, then ``TrackFound`` once it
+        has ended): the engines' open scorers (:meth:`SyncEngine.open_track`) work on them as the
+        video decodes, and get the track's audio when it is known. A track's scorers start with its
+        first crops and are finished, and dropped, after its last: an engine's working data (a face
+        mesh per core, a track's audio features) lives only while its track is on screen, so an
+        edited video's hundreds of shots cost no more than one.
         """
         found: dict[int, FaceTrack] = {}
-        remaining: dict[int, int] = {}
-        scorers: dict[tuple[int, str], TrackScorer] = {}
+        remaining: dict[int, int] = {}  # known tracks (``tracks`` given): crops still to come
+        scorers: dict[tuple[int, str], object] = {}
         readings: dict[tuple[int, str], TrackSync] = {}
         engine_time = dict.fromkeys(self.engines, 0.0)
 
-        def start(track: FaceTrack, name: str) -> TrackScorer:
-            span = track_audio(audio, track.start_frame, track.n_frames)
-            return self.engines[name].start_track(span, track.n_frames, self.max_offset)
+        def start(key: int, name: str):
+            if key in found:  # a known track: its audio and length are known from the start
+                track = found[key]
+                span = track_audio(audio, track.start_frame, track.n_frames)
+                return self.engines[name].start_track(span, track.n_frames, self.max_offset)
+            return self.engines[name].open_track(self.max_offset)
 
         def finish(key: int) -> None:
+            track = found[key]
             for name in self.engines:
                 t1 = time.perf_counter()
                 scorer = scorers.pop((key, name), None)
                 if scorer is None:  # no crops came for this track
-                    scorer = start(found[key], name)
-                readings[(key, name)] = scorer.finish()
+                    scorer = start(key, name)
+                if isinstance(scorer, OpenTrackScorer):
+                    span = track_audio(audio, track.start_frame, track.n_frames)
+                    readings[(key, name)] = scorer.finish(span, track.n_frames)
+                else:
+                    readings[(key, name)] = scorer.finish()
                 engine_time[name] += time.perf_counter() - t1
 
         pushed, shown = 0, 0.0
+        decoded = [0.0]  # one pass: share of the video decoded, which the engines keep pace with
+        pass_progress = progress
+        if progress is not None and tracks is None:
+            def pass_progress(stage: str, fraction: float) -> None:
+                decoded[0] = fraction
+                progress(stage, fraction)
         t0 = time.perf_counter()
-        for event in prefetched(self._tracks_and_crops(video, tracks, progress), depth=2):
+        for event in prefetched(self._tracks_and_crops(video, tracks, pass_progress), depth=2):
+            if isinstance(event, TrackOpened):
+                continue  # scorers start with the first crops
+            if isinstance(event, TrackDropped):
+                for name in self.engines:
+                    scorer = scorers.pop((event.key, name), None)
+                    if scorer is not None:
+                        scorer.close()
+                continue
             if isinstance(event, TrackFound):
                 found[event.key] = event.track
-                remaining[event.key] = event.track.n_frames
+                if tracks is None:  # one pass: every crop of the track came before
+                    finish(event.key)
+                else:
+                    remaining[event.key] = event.track.n_frames
                 continue
             key = event.key
             for name in self.engines:
                 t1 = time.perf_counter()
                 if (key, name) not in scorers:
-                    scorers[(key, name)] = start(found[key], name)
+                    scorers[(key, name)] = start(key, name)
                 scorers[(key, name)].push(event.crops)
                 engine_time[name] += time.perf_counter() - t1
-            remaining[key] -= len(event.crops)
-            if remaining[key] <= 0:
-                finish(key)
             pushed += len(event.crops)
+            if key in remaining:
+                remaining[key] -= len(event.crops)
+                if remaining[key] <= 0:
+                    finish(key)
             if progress is not None:
-                # share of the crops of the tracks known so far; never shown going back
-                shown = max(shown, min(1.0, pushed / max(sum(t.n_frames for t in found.values()), 1)))
+                # share of the crops of the tracks known so far (one pass: of the video decoded);
+                # never shown going back
+                done = decoded[0] if tracks is None else pushed / max(sum(t.n_frames for t in found.values()), 1)
+                shown = max(shown, min(1.0, done))
                 progress("sync", shown)
         # what the engines spent starting, feeding and finishing tracks is theirs; the rest was waiting
         waited = time.perf_counter() - t0 - sum(engine_time.values())
         for key in found:
             if (key, next(iter(self.engines))) not in readings:
                 finish(key)  # fewer crops than announced: the scorer says what it makes of them
+        for scorer in scorers.values():  # opened, never found nor dropped (cannot happen): let go
+            if isinstance(scorer, OpenTrackScorer):
+                scorer.close()
         return found, readings, engine_time, waited
 
     def run(self, video: str | Path, **kwargs) -> SyncReport:

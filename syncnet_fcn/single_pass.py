@@ -52,6 +52,21 @@ class TrackFound(NamedTuple):
     track: FaceTrack
 
 
+class TrackOpened(NamedTuple):
+    """With ``early``: a face followed long enough to be a track (unless its face proves too small);
+    its crops follow as :class:`CropChunk` events while it is still being followed, and then
+    :class:`TrackFound` (the final track) or :class:`TrackDropped`."""
+
+    key: int
+    start_frame: int
+
+
+class TrackDropped(NamedTuple):
+    """With ``early``: the opened track ``key`` did not pass the options after all; forget its crops."""
+
+    key: int
+
+
 class CropChunk(NamedTuple):
     """``crops`` ``(n, size, size, 3)`` uint8 BGR of track ``key`` from timeline frame ``first_frame`` on."""
 
@@ -91,6 +106,8 @@ class _Candidate:
         self._buffer: np.ndarray | None = None
         self._filled = 0
         self._chunks: list = []  # arrays in memory, or paths of spilled ones
+        self.streaming = False  # opened: chunks go out as they fill, not kept (see open)
+        self._sent = 0  # crops handed out so far
 
     @property
     def start(self) -> int:
@@ -123,6 +140,9 @@ class _Candidate:
         self._buffer, self._filled = None, 0
 
     def _keep(self, crops: np.ndarray) -> None:
+        if self.streaming:  # handed out by the next flush(): never more than a few chunks
+            self._chunks.append(crops)
+            return
         if self.spill.memory_left >= len(crops):
             self.spill.memory_left -= len(crops)
             self._chunks.append(crops)
@@ -133,7 +153,6 @@ class _Candidate:
 
     def release(self) -> Iterator[CropChunk]:
         """The crops, chunk by chunk, in order; each leaves memory (or disk) as it is handed out."""
-        first = self.start
         while self._chunks:
             item = self._chunks.pop(0)
             if isinstance(item, str):
@@ -141,15 +160,22 @@ class _Candidate:
                 os.remove(item)
             else:
                 crops = item
-                self.spill.memory_left += len(crops)
-            yield CropChunk(self.key, first, crops)
-            first += len(crops)
+                if not self.streaming:
+                    self.spill.memory_left += len(crops)
+            yield CropChunk(self.key, self.start + self._sent, crops)
+            self._sent += len(crops)
+
+    def open(self) -> Iterator[TrackOpened | CropChunk]:
+        """Announce the track and hand out what was kept; from now on chunks go out as they fill."""
+        yield TrackOpened(self.key, self.start)
+        yield from self.release()
+        self.streaming = True
 
     def discard(self) -> None:
         for item in self._chunks:
             if isinstance(item, str):
                 os.remove(item)
-            else:
+            elif not self.streaming:
                 self.spill.memory_left += len(item)
         self._chunks = []
 
@@ -163,7 +189,8 @@ def iter_tracks_with_crops(
     chunk: int = 128,
     memory_crops: int = 512,
     progress: Callable[[int, int], None] | None = None,
-) -> Iterator[TrackFound | CropChunk]:
+    early: bool = False,
+) -> Iterator[TrackFound | CropChunk | TrackOpened | TrackDropped]:
     """Decode ``video`` once; yield each face track as it ends, then its crops.
 
     For every track that :func:`~syncnet_fcn.tracking.find_face_tracks` (with ``fast_decode`` off:
@@ -172,6 +199,13 @@ def iter_tracks_with_crops(
     ``chunk`` frames each except the last. Tracks come in the order they end, with ``track_id`` -1;
     :func:`~syncnet_fcn.tracking.number_tracks` on all of them gives the usual order and ids.
     ``progress(done_frames, total_frames)`` is called now and then.
+
+    ``early``: crops need not wait for their track's end. A face followed for ``min_track_frames``
+    is long enough whatever comes (only the face-size filter can still drop it): a
+    :class:`TrackOpened` is yielded and its crops follow as they are cut, so an engine works on them
+    while the video is still being decoded (and none are kept or spilled here). The track ends with
+    :class:`TrackFound` after its last crops, or :class:`TrackDropped`. Every track comes so
+    (a short one all at once when it ends); the crops and tracks are the same as without ``early``.
     """
     options = options or TrackingOptions()
     if detector is None:
@@ -190,24 +224,38 @@ def iter_tracks_with_crops(
     waiting_decision: list[_Candidate] = []  # ended before the video's length could settle min_frames
     known_cuts: set[int] = set()
 
-    def decide(candidate: _Candidate, n_video_frames: int) -> Iterator[TrackFound | CropChunk]:
+    def decide(candidate: _Candidate, n_video_frames: int) -> Iterator:
         track = _to_track(candidate.observations, options, _track_min_frames(options, n_video_frames))
+        if early:
+            if track is None:
+                if candidate.streaming:
+                    candidate.discard()
+                    yield TrackDropped(candidate.key)
+                else:
+                    candidate.discard()
+                return
+            if not candidate.streaming:
+                yield from candidate.open()
+            yield from candidate.release()
+            yield TrackFound(candidate.key, track)
+            return
         if track is None:
             candidate.discard()
             return
         yield TrackFound(candidate.key, track)
         yield from candidate.release()
 
-    def end_track(observations: list, frames_so_far: int) -> Iterator[TrackFound | CropChunk]:
+    def end_track(observations: list, frames_so_far: int) -> Iterator:
         candidate = candidates.pop(id(observations))
         candidate.cut(held, _smooth_width(options.smooth_width, candidate.length), candidate.length)
         candidate.seal()
-        if _track_min_frames(options, frames_so_far) == options.min_track_frames:  # cannot change any more
+        if candidate.streaming or _track_min_frames(options, frames_so_far) == options.min_track_frames:
+            # cannot change any more (an opened track is already at least min_track_frames long)
             yield from decide(candidate, frames_so_far)
         else:
             waiting_decision.append(candidate)
 
-    def link_up_to(frontier: int, frames_so_far: int) -> Iterator[TrackFound | CropChunk]:
+    def link_up_to(frontier: int, frames_so_far: int) -> Iterator:
         for index in range(state["linked"] + 1, frontier + 1):
             if index in scan.cuts:  # a new scene: every track of the old one ends
                 for observations in state["linker"].close():
@@ -227,6 +275,11 @@ def iter_tracks_with_crops(
         for candidate in candidates.values():
             if candidate.length >= full_width:
                 candidate.cut(held, full_width, candidate.length - full_width // 2)
+            if early:
+                if not candidate.streaming and candidate.length >= options.min_track_frames:
+                    yield from candidate.open()
+                if candidate.streaming:
+                    yield from candidate.release()
         needed = min([state["linked"] + 1] + [c.start + c.next_frame for c in candidates.values()])
         for index in [i for i in held if i < needed]:
             del held[index]
@@ -262,4 +315,4 @@ def iter_tracks_with_crops(
         spill.close()
 
 
-__all__ = ["TrackFound", "CropChunk", "iter_tracks_with_crops"]
+__all__ = ["TrackFound", "TrackOpened", "TrackDropped", "CropChunk", "iter_tracks_with_crops"]

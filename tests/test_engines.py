@@ -169,3 +169,24 @@ def test_short_tracks_and_short_audio(example, light_readings):
         # audio ending early limits the windows to what it covers
         clipped, _ = run(engine, crops[:40], audio[: 640 * 30 + 100], 16)
         assert clipped.dists.shape[0] == 25 and len(clipped.per_frame_confidence) == 40
+
+
+@pytest.mark.parametrize("chunk", [7, 32, 64])
+def test_open_track_reads_as_a_known_track(example, chunk):
+    """A track opened before its length and audio are known (the one pass hands crops over while the
+    face is followed) reads the same bit for bit, whatever the chunks; the default open scorer of an
+    engine without a streaming path too."""
+    from syncnet_fcn.engines.base import _BufferedOpenScorer
+
+    crops, audio = example
+    audio = audio[: 640 * len(crops)]
+    model = data_normalised(SyncNetConfig.light(), crops, audio)
+    for engine in (SlidingWindowEngine(model, keep_embeddings=True), FCNEngine(model, keep_embeddings=True)):
+        known, _ = run(engine, crops, audio, chunk)
+        for opened in (engine.open_track(15), _BufferedOpenScorer(engine, 15)):
+            for first in range(0, len(crops), chunk):
+                opened.push(crops[first : first + chunk])
+            got = opened.finish(audio, len(crops))
+            assert got.offset_frames == known.offset_frames and got.confidence == known.confidence
+            np.testing.assert_array_equal(got.dists, known.dists)
+            np.testing.assert_array_equal(got.extra["video_embeddings"], known.extra["video_embeddings"])

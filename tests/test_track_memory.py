@@ -95,3 +95,27 @@ def test_each_track_is_read_and_let_go_before_the_next_one_starts(three_shots, m
             budget = READING_BYTES_PER_FRAME * result.track.n_frames + READING_BYTES_FIXED
             assert held <= budget, f"{name}: track {result.track_id} keeps {held} bytes ({budget} allowed)"
             assert len(result.sync.per_frame_confidence) == result.track.n_frames
+
+
+def test_one_pass_lets_each_track_go_before_the_next_one_opens(three_shots, monkeypatch):
+    """The one decoding pass hands crops to open scorers while a face is followed: each track's open
+    scorer must still be dropped once the track is read, before the next track's crops come."""
+    pipe = SyncPipeline(engine="landmark")
+    engine = pipe.engines["landmark"]
+    opened = []  # weak references to the open scorers, in the order they were made
+    alive_at_open = []  # per opened scorer: how many earlier ones are still alive
+
+    def open_track(max_offset=15, _open=engine.open_track):
+        gc.collect()
+        alive_at_open.append(sum(1 for ref in opened if ref() is not None))
+        scorer = _open(max_offset)
+        opened.append(weakref.ref(scorer))
+        return scorer
+
+    monkeypatch.setattr(engine, "open_track", open_track)
+    report = pipe.run(three_shots)
+    assert len(report.tracks) == 3 and len(opened) == 3
+    assert alive_at_open == [0, 0, 0], "open scorers of finished tracks are still held"
+    for result in report.tracks:
+        held = array_bytes(result)
+        assert held <= READING_BYTES_PER_FRAME * result.track.n_frames + READING_BYTES_FIXED

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .base import SyncEngine, TrackScorer, TrackSync
+from .base import OpenTrackScorer, SyncEngine, TrackScorer, TrackSync
 
 ENGINE_NAMES = ("syncnet", "fcn", "landmark", "fused")
 
-__all__ = ["ENGINE_NAMES", "SyncEngine", "TrackScorer", "TrackSync", "create_engine", "available_engines"]
+__all__ = ["ENGINE_NAMES", "OpenTrackScorer", "SyncEngine", "TrackScorer", "TrackSync", "create_engine", "available_engines"]
 
 
 def create_engine(name: str, weights: str | None = None, device: str = "cpu", runtime: str = "torch",

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..track_sync import TrackSync
 
-__all__ = ["SyncEngine", "TrackScorer", "TrackSync"]
+__all__ = ["OpenTrackScorer", "SyncEngine", "TrackScorer", "TrackSync"]
 
 
 class TrackScorer(ABC):
@@ -27,6 +27,42 @@ class TrackScorer(ABC):
     @abstractmethod
     def finish(self) -> TrackSync:
         """All crops pushed: compute and return the reading."""
+
+
+class OpenTrackScorer(ABC):
+    """Receives a track's crops before the track's length (and so its audio) is known: the pipeline
+    feeds crops while the decoder still follows the face, and the engine's work overlaps decoding.
+    :meth:`finish` gets the track's audio and length once the track has ended."""
+
+    @abstractmethod
+    def push(self, crops: np.ndarray) -> None:
+        """Next consecutive crops of the track, ``(n, 224, 224, 3)`` uint8 BGR."""
+
+    @abstractmethod
+    def finish(self, audio: np.ndarray, n_frames: int) -> TrackSync:
+        """All ``n_frames`` crops pushed; ``audio`` is the track's span (as for :meth:`SyncEngine.start_track`)."""
+
+    def close(self) -> None:
+        """The track was dropped (e.g. too small a face): let go of the working data."""
+
+
+class _BufferedOpenScorer(OpenTrackScorer):
+    """For engines without a streaming path: keeps the crops until the track is known."""
+
+    def __init__(self, engine: "SyncEngine", max_offset: int):
+        self.engine, self.max_offset, self.crops = engine, max_offset, []
+
+    def push(self, crops: np.ndarray) -> None:
+        self.crops.append(crops)
+
+    def finish(self, audio: np.ndarray, n_frames: int) -> TrackSync:
+        scorer = self.engine.start_track(audio, n_frames, self.max_offset)
+        while self.crops:
+            scorer.push(self.crops.pop(0))
+        return scorer.finish()
+
+    def close(self) -> None:
+        self.crops = []
 
 
 class SyncEngine(ABC):
@@ -59,3 +95,9 @@ class SyncEngine(ABC):
 
         ``audio`` is int16 mono 16 kHz, ``640 * n_frames`` samples: the track's own span.
         """
+
+    def open_track(self, max_offset: int = 15) -> OpenTrackScorer:
+        """Begin a track whose length is not known yet (:class:`OpenTrackScorer`). The reading must
+        equal :meth:`start_track`'s with the same crops. This default keeps the crops until
+        ``finish``; engines that can work on crops before knowing the track override it."""
+        return _BufferedOpenScorer(self, max_offset)

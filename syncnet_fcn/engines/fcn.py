@@ -15,8 +15,8 @@ import torch
 from .calibration import FCNCalibration, load_calibration, load_thresholds
 from ..model import FullyConvSyncNet, SyncNet, load_model
 from ..weights import resolve_weights
-from .base import SyncEngine, TrackScorer
-from .syncnet import ThresholdsMixin, WindowedTrackScorer
+from .base import OpenTrackScorer, SyncEngine, TrackScorer
+from .syncnet import OpenWindowedScorer, ThresholdsMixin, WindowedTrackScorer
 
 
 class _FCNScorer(WindowedTrackScorer):
@@ -116,6 +116,10 @@ class FCNEngine(ThresholdsMixin, SyncEngine):
 
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
         return self._configure(_FCNScorer(self, audio, n_frames, max_offset))
+
+    def open_track(self, max_offset: int = 15) -> OpenTrackScorer:
+        """Video windows embedded while the track is still being followed; audio once it has ended."""
+        return OpenWindowedScorer(self._configure(_FCNScorer(self, None, None, max_offset)))
 
     def start_tracks_multi_audio(self, audios, n_frames: int, max_offset: int = 15) -> _MultiAudioScorer:
         """A scorer reading one track against each of ``audios`` (same length), embedding the video once."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import EngineUnavailableError
 from ..track_sync import start_multi_audio
-from .base import SyncEngine, TrackScorer, TrackSync
+from .base import OpenTrackScorer, SyncEngine, TrackScorer, TrackSync
 
 FUSION_PATH = Path(__file__).resolve().parents[1] / "data" / "fused.json"
 #: the fcn member's checkpoint when none is named: the project's light SyncNet (registry name)
@@ -170,6 +170,25 @@ class FusedScorer(TrackScorer):
                 for i in range(count)]
 
 
+class OpenFusedScorer(OpenTrackScorer):
+    """:class:`FusedScorer` for a track whose length is not known yet (each member's open scorer)."""
+
+    def __init__(self, engine: "FusedEngine", member_scorers: dict, max_offset: int):
+        self.engine, self.member_scorers, self.max_offset = engine, member_scorers, max_offset
+
+    def push(self, crops: np.ndarray) -> None:
+        for scorer in self.member_scorers.values():
+            scorer.push(crops)
+
+    def finish(self, audio: np.ndarray, n_frames: int) -> TrackSync:
+        finished = {name: scorer.finish(audio, n_frames) for name, scorer in self.member_scorers.items()}
+        return self.engine.fuse(finished, self.max_offset, n_frames)
+
+    def close(self) -> None:
+        for scorer in self.member_scorers.values():
+            scorer.close()
+
+
 class FusedEngine(SyncEngine):
     """``fused``: ``landmark`` and ``fcn`` (light checkpoint) read together, curves combined."""
 
@@ -215,6 +234,9 @@ class FusedEngine(SyncEngine):
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
         scorers = {n: m.start_track(audio, n_frames, max_offset) for n, m in self.members.items()}
         return FusedScorer(self, scorers, n_frames, max_offset, multi=False)
+
+    def open_track(self, max_offset: int = 15) -> OpenTrackScorer:
+        return OpenFusedScorer(self, {n: m.open_track(max_offset) for n, m in self.members.items()}, max_offset)
 
     def start_tracks_multi_audio(self, audios, n_frames: int, max_offset: int = 15) -> FusedScorer:
         """Several audios of one track (shifted copies): each member shares its visual work across them."""

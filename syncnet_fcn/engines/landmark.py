@@ -47,7 +47,7 @@ import numpy as np
 from ..errors import EngineUnavailableError, InvalidArgumentError
 from ..landmark.models import LandmarkModels, landmark_available, load_calibration, load_models
 from ..landmark.reading import MIN_TRACK_FRAMES, local_confidence, score_track
-from .base import SyncEngine, TrackScorer, TrackSync
+from .base import OpenTrackScorer, SyncEngine, TrackScorer, TrackSync
 
 __all__ = ["LandmarkEngine", "MultiAudioScorer", "landmark_available"]
 
@@ -68,7 +68,7 @@ class _LandmarkCollector:
     an edited video would each leave the allocator another arena of memory.
     """
 
-    def __init__(self, n_frames: int, pool):
+    def __init__(self, n_frames: int | None, pool):
         from collections import deque
 
         from ..landmark.mouth import FaceMeshTracker, MouthRegion
@@ -143,6 +143,33 @@ class LandmarkTrackScorer(TrackScorer):
                            appearance=appearance)
 
 
+class OpenLandmarkScorer(OpenTrackScorer):
+    """A track whose length is not known yet: the face mesh runs on its crops as they come (it needs
+    neither the audio nor the length), the audio side once the track has ended."""
+
+    def __init__(self, max_offset: int, engine: LandmarkEngine):
+        self.max_offset = max_offset
+        self.engine = engine
+        self._collector = _LandmarkCollector(None, engine.mesh_pool)
+
+    def push(self, crops: np.ndarray) -> None:
+        self._collector.push(crops)
+
+    def finish(self, audio: np.ndarray, n_frames: int) -> TrackSync:
+        try:
+            self.engine._check(n_frames)
+        except InvalidArgumentError:
+            self._collector.close()
+            raise
+        self._collector.n_frames = n_frames
+        landmarks, appearance = self._collector.landmarks()
+        return score_track(landmarks, np.asarray(audio), self.max_offset, self.engine.models,
+                           self.engine.calibration, appearance=appearance)
+
+    def close(self) -> None:
+        self._collector.close()
+
+
 class MultiAudioScorer:
     """One track read against several audios (e.g. shifted copies): the face mesh runs once."""
 
@@ -206,6 +233,9 @@ class LandmarkEngine(SyncEngine):
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
         self._check(n_frames)
         return LandmarkTrackScorer(audio, n_frames, max_offset, self)
+
+    def open_track(self, max_offset: int = 15) -> OpenTrackScorer:
+        return OpenLandmarkScorer(max_offset, self)
 
     def start_tracks_multi_audio(self, audios, n_frames: int, max_offset: int = 15) -> MultiAudioScorer:
         """Like :meth:`start_track` for several audios of one track; ``finish()`` returns one reading each."""

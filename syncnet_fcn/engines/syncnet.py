@@ -17,7 +17,7 @@ from ..audio import mfcc, mfcc_windows, usable_windows
 from ..model import SyncNet, load_model, prepare_video, video_windows
 from ..scoring import offset_axis, pairwise_distance_matrix, summarize
 from ..weights import resolve_weights
-from .base import SyncEngine, TrackScorer, TrackSync
+from .base import OpenTrackScorer, SyncEngine, TrackScorer, TrackSync
 
 
 class WindowedTrackScorer(TrackScorer):
@@ -34,28 +34,42 @@ class WindowedTrackScorer(TrackScorer):
     #: confidence below which a reading is flagged unreliable (None: not known for these weights)
     reliable_confidence: float | None = None
 
-    def __init__(self, model: SyncNet, audio: np.ndarray, n_frames: int, max_offset: int, device: str):
-        audio = np.asarray(audio)
-        if audio.ndim != 1:
-            raise ValueError(f"track audio must be mono samples (1-D), got shape {audio.shape}")
+    def __init__(self, model: SyncNet, audio: np.ndarray | None, n_frames: int | None, max_offset: int, device: str):
         if max_offset < 1:
             raise ValueError("max_offset must be at least 1 frame")
         self.model = model
         self.config = model.config
         self.device = device
-        self.audio = audio.astype(np.int16, copy=False)
-        self.n_frames = int(n_frames)
         self.max_offset = int(max_offset)
         self.timings = {"prepare_s": 0.0, "mfcc_s": 0.0, "video_s": 0.0, "audio_s": 0.0, "search_s": 0.0}
-        # windows beyond the declared track or its audio are never needed
-        self._window_limit = usable_windows(self.n_frames, len(self.audio))
         self._frames_seen = 0
         self._buffer: torch.Tensor | None = None  # (1, C, t, H, W), frames from self._next_window on
         self._next_window = 0
         self._video: list[torch.Tensor] = []
+        # None: an open track (audio and length come with finish_track), see _embed_ready
+        self._window_limit: int | None = None
+        if audio is not None:
+            self._set_track(audio, n_frames)
+
+    def _set_track(self, audio: np.ndarray, n_frames: int) -> None:
+        audio = np.asarray(audio)
+        if audio.ndim != 1:
+            raise ValueError(f"track audio must be mono samples (1-D), got shape {audio.shape}")
+        self.audio = audio.astype(np.int16, copy=False)
+        self.n_frames = int(n_frames)
+        # windows beyond the declared track or its audio are never needed
+        self._window_limit = usable_windows(self.n_frames, len(self.audio))
         start = time.perf_counter()
         self.mfcc = mfcc(self.audio)
         self.timings["mfcc_s"] += time.perf_counter() - start
+
+    def finish_track(self, audio: np.ndarray, n_frames: int) -> TrackSync:
+        """:meth:`finish` of an open track (made with ``audio=None``): its audio and length are known now."""
+        self._set_track(audio, n_frames)
+        return self.finish()
+
+    def close(self) -> None:
+        self._buffer, self._video = None, []
 
     # streaming -----------------------------------------------------------------------------------
     #: crops converted to float at a time, so a large pushed chunk does not become one huge tensor
@@ -67,7 +81,7 @@ class WindowedTrackScorer(TrackScorer):
 
     def _push_part(self, crops: np.ndarray) -> None:
         self._frames_seen += len(crops)
-        if self._next_window >= self._window_limit:
+        if self._window_limit is not None and self._next_window >= self._window_limit:
             return  # every window the track's audio allows is embedded already
         start = time.perf_counter()
         frames = prepare_video(crops, self.config).to(self.device)
@@ -77,7 +91,14 @@ class WindowedTrackScorer(TrackScorer):
 
     def _embed_ready(self, final: bool) -> None:
         while self._buffer is not None:
-            ready = min(self._buffer.shape[2] - 4, self._window_limit - self._next_window)
+            if self._window_limit is None:
+                # Open track: its last window is not known. A track's own audio span leaves the last
+                # frame's window out (usable_windows: frames - 5), so a batch waits for one frame more
+                # than its windows need: batches then fall where a known track's do, and the
+                # embeddings (and readings) are the same bit for bit.
+                ready = self._buffer.shape[2] - 5
+            else:
+                ready = min(self._buffer.shape[2] - 4, self._window_limit - self._next_window)
             if ready <= 0 or (ready < self.batch_windows and not final):
                 break
             count = min(ready, self.batch_windows)
@@ -149,6 +170,23 @@ class WindowedTrackScorer(TrackScorer):
         )
 
 
+class OpenWindowedScorer(OpenTrackScorer):
+    """A :class:`WindowedTrackScorer` made without audio, as an :class:`OpenTrackScorer`: the video
+    windows are embedded as crops come, the audio side once the track is known."""
+
+    def __init__(self, scorer: WindowedTrackScorer):
+        self.scorer = scorer
+
+    def push(self, crops: np.ndarray) -> None:
+        self.scorer.push(crops)
+
+    def finish(self, audio: np.ndarray, n_frames: int) -> TrackSync:
+        return self.scorer.finish_track(audio, n_frames)
+
+    def close(self) -> None:
+        self.scorer.close()
+
+
 class _SlidingWindowScorer(WindowedTrackScorer):
     batch_windows = 20  # the original's batch size
 
@@ -208,3 +246,6 @@ class SlidingWindowEngine(ThresholdsMixin, SyncEngine):
 
     def start_track(self, audio: np.ndarray, n_frames: int, max_offset: int = 15) -> TrackScorer:
         return self._configure(_SlidingWindowScorer(self.model, audio, n_frames, max_offset, self.device))
+
+    def open_track(self, max_offset: int = 15) -> OpenTrackScorer:
+        return OpenWindowedScorer(self._configure(_SlidingWindowScorer(self.model, None, None, max_offset, self.device)))

@@ -68,13 +68,16 @@ VISUAL_LIPS_APPEARANCE = "lips+appearance"
 
 
 def visual_features(landmarks: np.ndarray, mouth_images: np.ndarray | None, kind: str,
-                    appearance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    appearance: np.ndarray | None = None,
+                    lips: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(features (n, d), mesh found (n,))`` of one track for models trained on ``kind``.
 
     Models that use the mouth image take its features from ``appearance`` when given (computed as the
     frames arrived, :func:`~syncnet_fcn.landmark.mouth.mouth_appearance`), else from ``mouth_images``.
+    ``lips``: :func:`~syncnet_fcn.landmark.mouth.mouth_features` of ``landmarks`` computed already
+    (every kind of member starts from them; the pose alignment is the costly part).
     """
-    lips, valid = mouth_features(landmarks)
+    lips, valid = lips if lips is not None else mouth_features(landmarks)
     if kind == VISUAL_LIPS:
         return lips, valid
     if appearance is None:

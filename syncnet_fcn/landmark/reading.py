@@ -24,6 +24,7 @@ from ..track_sync import TrackSync
 from .audio_features import heard_frames
 from .features import TrackFeatures, visual_features
 from .models import LandmarkModels, cca_scores, load_calibration, load_models, net_scores
+from .mouth import mouth_features
 
 # Sync distances are judged over 5-frame windows, like SyncNet's.
 WINDOW_FRAMES = 5
@@ -62,9 +63,10 @@ def frame_scores(landmarks: np.ndarray, audio: np.ndarray, max_offset: int, mode
         # lips lead sound by a roughly constant amount: delay the audio by it so in-sync reads 0
         audio = shift_audio(np.asarray(audio), float(bias_frames))
     scores, features = [], {}
+    lips = mouth_features(landmarks)  # shared by every kind of member
     for member in models.members:
         if member.visual not in features:
-            mouth, valid = visual_features(landmarks, mouth_images, member.visual, appearance)
+            mouth, valid = visual_features(landmarks, mouth_images, member.visual, appearance, lips)
             if features:  # the audio side is the same for every kind of member: computed once
                 features[member.visual] = next(iter(features.values())).with_mouth(mouth, valid)
             else:
