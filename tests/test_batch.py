@@ -170,6 +170,18 @@ def test_each_worker_gets_its_share_of_the_cores_and_every_threaded_part_keeps_t
     assert here["pid"] == os.getpid() and here["budget"] == cores and here["onnx"] == cores
 
 
+@pytest.mark.parametrize("flags, message", [(["--workers", "-1"], "workers must be 0"),
+                                            (["--workers", "2", "--threads", "0"], "threads must be at least 1"),
+                                            (["--workers", "many"], "invalid")])
+def test_a_bad_worker_or_thread_count_is_a_usage_error(tmp_path, capsys, flags, message):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    try:
+        code = main(["eval", str(tmp_path / "a.mp4"), "--no-cache", "--quiet", *flags])
+    except SystemExit as exc:  # argparse's own refusal
+        code = exc.code
+    assert code == 2 and message in capsys.readouterr().err
+
+
 def _same_numbers(a: VideoResult, b: VideoResult) -> bool:
     keys = ("status", "lse_c", "lse_d", "offset_frames", "confidence", "reliable", "frames", "tracks")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
