@@ -19,7 +19,7 @@ with an empty cache and its re-run with everything cached, Ray with two workers 
 or with ``--no-ray``), and whether every per-video number (status, LSE-C, LSE-D, offset, confidence,
 reliable, frames, tracks) is identical across all runs.
 
-    python benchmarks/eval_batch.py --per-group 1 --max-seconds 8 --rounds 2 --json eval_batch.json
+    python benchmarks/eval_batch.py --max-seconds 8 --rounds 2 --json eval_batch.json
 """
 
 from __future__ import annotations

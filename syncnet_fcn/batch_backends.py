@@ -6,12 +6,14 @@ result, or :class:`WorkerDied` for a video whose worker kept dying. It never
 changes a number: each worker runs the same :func:`syncnet_fcn.batch.score_video` and loads its model
 once (the per-process pipeline cache).
 
+A worker that dies has its videos retried on another worker, up to :data:`MAX_ATTEMPTS` times; after
+that it is reported as :class:`WorkerDied` (the batch makes it a ``failed`` row) — none lost, none
+counted twice.
+
 Workers share the cores: each gets a CPU budget of ``cores // workers`` threads
 (:mod:`syncnet_fcn.cpu_budget`, set before it builds its pipeline), as Ray gives a task ``num_cpus``.
 Without it every worker would start threads for all the cores (decoder, face mesh, ONNX Runtime,
-torch, OpenCV) and two workers on two cores would mostly take turns. A worker that dies has its videos retried on another worker, up
-to :data:`MAX_ATTEMPTS` times; after that it is reported as :class:`WorkerDied` (the batch makes it a
-``failed`` row) — none lost, none counted twice.
+torch, OpenCV) and two workers on two cores would mostly take turns.
 """
 
 from __future__ import annotations

@@ -124,7 +124,6 @@ def report_threads(job: VideoJob, options: EvalOptions) -> VideoResult:
     import json
 
     import cv2
-    import onnx
     import torch
     from onnx import TensorProto, helper
 
@@ -140,7 +139,6 @@ def report_threads(job: VideoJob, options: EvalOptions) -> VideoResult:
     seen = {"budget": cpu_threads(), "torch": torch.get_num_threads(), "opencv": cv2.getNumThreads(),
             "onnx": session.get_session_options().intra_op_num_threads, "mesh": mesh_threads(),
             "decoder": decoder_threads(224, 224), "omp": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid()}
-    del onnx
     return VideoResult(video=str(job.path), group=job.group, status="ok", reason=json.dumps(seen))
 
 
