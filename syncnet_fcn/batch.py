@@ -309,8 +309,9 @@ def run_batch(jobs: Sequence[VideoJob], options: EvalOptions, *, cache: ResultCa
     """Score ``jobs`` (cached ones are not redone) and aggregate.
 
     ``workers``: 0 scores in this process, N in N worker processes (or Ray tasks) sharing the cores,
-    ``"auto"`` one per core when there is more than one video to score; ``None`` is the backend's default (:func:`syncnet_fcn.batch_backends.create_backend`); ``threads``
-    each worker's CPU budget (default: its share of the cores).
+    ``"auto"`` one per core when there is more than one video to score; ``None`` is the backend's
+    default (in this process locally; :func:`syncnet_fcn.batch_backends.create_backend`).
+    ``threads``: each worker's CPU budget (default: its share of the cores).
     ``scorer(job, options) -> VideoResult`` replaces :func:`score_video` (it must be picklable for
     worker processes or Ray). Each result is cached as soon as it arrives, so an interrupted run keeps
     what it finished.
