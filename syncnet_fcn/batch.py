@@ -303,12 +303,17 @@ BatchProgress = Callable[[int, int, int], None]
 
 
 def run_batch(jobs: Sequence[VideoJob], options: EvalOptions, *, cache: ResultCache | None = None,
-              backend: str = "local", workers: int = 1, address: str | None = None,
-              progress: BatchProgress | None = None, scorer: Callable | None = None) -> BatchResult:
+              backend: str = "local", workers: int | str | None = None, address: str | None = None,
+              threads: int | None = None, progress: BatchProgress | None = None,
+              scorer: Callable | None = None) -> BatchResult:
     """Score ``jobs`` (cached ones are not redone) and aggregate.
 
+    ``workers``: 0 scores in this process, N in N worker processes (or Ray tasks) sharing the cores,
+    ``"auto"`` one per core when there is more than one video to score; ``None`` is the backend's
+    default (in this process locally; :func:`syncnet_fcn.batch_backends.create_backend`).
+    ``threads``: each worker's CPU budget (default: its share of the cores).
     ``scorer(job, options) -> VideoResult`` replaces :func:`score_video` (it must be picklable for
-    ``workers > 1`` or Ray). Each result is cached as soon as it arrives, so an interrupted run keeps
+    worker processes or Ray). Each result is cached as soon as it arrives, so an interrupted run keeps
     what it finished.
     """
     import time
@@ -351,7 +356,7 @@ def run_batch(jobs: Sequence[VideoJob], options: EvalOptions, *, cache: ResultCa
             progress(done, total, total - len(todo))
 
     if todo:
-        runner = create_backend(backend, workers=workers, address=address)
+        runner = create_backend(backend, workers=workers, address=address, threads=threads, videos=len(todo))
         runner.run([(i, jobs[i]) for i in todo], options, scorer or score_video, finished)
     return BatchResult(videos=[r for r in rows if r is not None], engine=engine, weights_sha256=weights_sha,
                        options=options, wall_s=time.perf_counter() - started, computed=len(todo))

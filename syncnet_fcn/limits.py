@@ -88,8 +88,11 @@ def declared_duration_s(container) -> float | None:
 
 def decoder_threads(width: int, height: int, cores: int | None = None) -> int:
     """Decoder threads for frames of this size: each frame thread holds a frame, so big frames get
-    fewer threads and the frames in flight stay within :data:`DECODE_BUDGET_BYTES`."""
-    cores = cores or os.cpu_count() or 1
+    fewer threads and the frames in flight stay within :data:`DECODE_BUDGET_BYTES`; never more than
+    ``cores`` (default: the process's CPU budget, :mod:`syncnet_fcn.cpu_budget`)."""
+    from .cpu_budget import cpu_threads
+
+    cores = cores or cpu_threads()
     frame_bytes = max(1, width * height) * 3  # decoded picture plus reference/working copies, roughly
     return max(1, min(cores, DECODE_BUDGET_BYTES // frame_bytes))
 

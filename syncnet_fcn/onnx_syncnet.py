@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .cpu_budget import cpu_threads
 from .errors import InvalidArgumentError, WeightsError
 from .model import FullyConvSyncNet, SyncNet, prepare_video
 
@@ -242,7 +243,8 @@ def _session(model: bytes | Path, what: str, stamp: str | None):
         if props.get(_STAMP_KEY) != stamp:
             raise WeightsError(f"{what} was exported from other weights: run syncnet-fcn export again")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.intra_op_num_threads = cpu_threads()  # the process's share of the cores (batch workers get less)
+    options.inter_op_num_threads = 1  # nodes run one after another (sequential execution): no second pool
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 

@@ -119,6 +119,67 @@ def test_a_worker_that_dies_has_its_videos_retried_none_lost_or_counted_twice(tm
     assert batch.overall["scored"] == 4 and batch.overall["failed"] == 1
 
 
+def report_threads(job: VideoJob, options: EvalOptions) -> VideoResult:
+    """What the process scoring ``job`` lets each threaded part use, in ``reason`` (JSON)."""
+    import json
+
+    import cv2
+    import torch
+    from onnx import TensorProto, helper
+
+    from syncnet_fcn.cpu_budget import cpu_threads
+    from syncnet_fcn.engines.landmark import mesh_threads
+    from syncnet_fcn.limits import decoder_threads
+    from syncnet_fcn.onnx_syncnet import _session
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    session = _session(helper.make_model(graph).SerializeToString(), "a relu", None)
+    seen = {"budget": cpu_threads(), "torch": torch.get_num_threads(), "opencv": cv2.getNumThreads(),
+            "onnx": session.get_session_options().intra_op_num_threads, "mesh": mesh_threads(),
+            "decoder": decoder_threads(224, 224), "omp": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid()}
+    return VideoResult(video=str(job.path), group=job.group, status="ok", reason=json.dumps(seen))
+
+
+def test_each_worker_gets_its_share_of_the_cores_and_every_threaded_part_keeps_to_it(tmp_path):
+    import json
+
+    from syncnet_fcn.cpu_budget import available_cores, share_of_cores
+
+    names = ["a.mp4", "b.mp4", "c.mp4"]
+    for name in names:
+        (tmp_path / name).write_bytes(name.encode())
+    jobs = [VideoJob(tmp_path / name, "all") for name in names]
+    cores = available_cores()
+    for workers in (1, 2):
+        batch = run_batch(jobs, EvalOptions(engine="landmark"), cache=None, workers=workers, scorer=report_threads)
+        share = share_of_cores(workers)
+        assert share == max(1, cores // workers)
+        for row in batch.videos:
+            seen = json.loads(row.reason)
+            assert seen["pid"] != os.getpid()  # scored in a worker process
+            assert (seen["budget"], seen["torch"], seen["opencv"], seen["onnx"], seen["omp"]) == \
+                (share, share, share, share, str(share)), (workers, seen)
+            assert seen["mesh"] == min(2, share) and seen["decoder"] <= share
+    # in this process (workers=0) nothing is limited: the budget is all the cores
+    here = json.loads(run_batch(jobs[:1], EvalOptions(engine="landmark"), cache=None, workers=0,
+                                scorer=report_threads).videos[0].reason)
+    assert here["pid"] == os.getpid() and here["budget"] == cores and here["onnx"] == cores
+
+
+@pytest.mark.parametrize("flags, message", [(["--workers", "-1"], "workers must be 0"),
+                                            (["--workers", "2", "--threads", "0"], "threads must be at least 1"),
+                                            (["--workers", "many"], "invalid")])
+def test_a_bad_worker_or_thread_count_is_a_usage_error(tmp_path, capsys, flags, message):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    try:
+        code = main(["eval", str(tmp_path / "a.mp4"), "--no-cache", "--quiet", *flags])
+    except SystemExit as exc:  # argparse's own refusal
+        code = exc.code
+    assert code == 2 and message in capsys.readouterr().err
+
+
 def _same_numbers(a: VideoResult, b: VideoResult) -> bool:
     keys = ("status", "lse_c", "lse_d", "offset_frames", "confidence", "reliable", "frames", "tracks")
     return all(getattr(a, k) == getattr(b, k) for k in keys)

@@ -31,7 +31,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-track-frames", type=int, default=25)
     p.add_argument("--min-face-size", type=float, default=0)
     add_device_argument(p)
-    p.add_argument("--workers", type=int, default=1, help="videos scored at once (processes or Ray tasks)")
+    p.add_argument("--workers", type=_workers, default="auto",
+                   help="videos scored at once: 0 in this process, N in N worker processes (or Ray tasks) sharing "
+                        "the cores, each with cores/N threads; auto (default): one per core, or in this process "
+                        "for a single video")
+    p.add_argument("--threads", type=int, help="CPU threads of each worker (default: cores/workers)")
     p.add_argument("--backend", default="local", choices=["local", "ray"])
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--cache", help="result cache folder (default: $SYNCNET_FCN_CACHE/eval)")
@@ -62,6 +66,7 @@ def run(args) -> int:
     bar = None if args.quiet else _VideoBar()
     try:
         batch = run_batch(jobs, options, cache=cache, backend=args.backend, workers=args.workers,
+                          threads=args.threads,
                           address=args.address, progress=bar)
     finally:
         if bar is not None:
@@ -74,6 +79,13 @@ def run(args) -> int:
               file=sys.stderr)
         return EXIT_SOME_FAILED
     return 0
+
+
+def _workers(text: str):
+    """``auto`` or a whole number (argparse reports anything else as a usage error)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return int(text)
 
 
 class _VideoBar:

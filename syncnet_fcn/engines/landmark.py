@@ -51,8 +51,17 @@ from .base import OpenTrackScorer, SyncEngine, TrackScorer, TrackSync
 
 __all__ = ["LandmarkEngine", "MultiAudioScorer", "landmark_available"]
 
-# Face-mesh instances per track, and threads they run on: one per core, at most two.
+# Face-mesh instances per track: one per core of the machine, at most two. Which frames each instance
+# sees (and so the landmarks: an instance tracks from its previous frame) depends on this number only,
+# never on the threads they run on, so a batch worker with a smaller CPU budget reads the same.
 MESH_WORKERS = min(2, os.cpu_count() or 1)
+
+
+def mesh_threads() -> int:
+    """Threads the mesh instances run on: one each, within the process's CPU budget."""
+    from ..cpu_budget import cpu_threads
+
+    return max(1, min(MESH_WORKERS, cpu_threads()))
 
 
 class _LandmarkCollector:
@@ -205,11 +214,11 @@ class LandmarkEngine(SyncEngine):
 
     @property
     def mesh_pool(self):
-        """The threads every track's face meshes run on (:data:`MESH_WORKERS`), made once."""
+        """The threads every track's face meshes run on (:func:`mesh_threads`), made once."""
         if self._mesh_pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._mesh_pool = ThreadPoolExecutor(MESH_WORKERS, thread_name_prefix="face-mesh")
+            self._mesh_pool = ThreadPoolExecutor(mesh_threads(), thread_name_prefix="face-mesh")
         return self._mesh_pool
 
     @property
