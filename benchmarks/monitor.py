@@ -125,6 +125,7 @@ def run_live(parts: list[Part], options: MonitorOptions, *, size=(224, 224), spe
     """Render ``parts``, serve them live, monitor until the stream has ended (bounded in time)."""
     folder = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     segments = render_segments(parts, folder, size=size, with_audio=with_audio)
+    reset_peak_rss()  # the peak from here on is the monitor's, not the renderer's
     recorder = Recorder(first_video_seconds(folder / segments[0][0]), log=EVENTS_LOG.get("path"))
     server = LiveServer(folder, segments, speed=speed).start()
     server.wait_published(1, 10)
@@ -378,7 +379,8 @@ def scenario_keepup(args) -> dict:
     readings = recorder.readings()
     return {"size": "1280x720", "stream_s": args.seconds, "readings": len(readings),
             "skipped": len(recorder.of("skipped")), "latency": latency_summary(readings),
-            "rss_mb_max": max((e["rss_mb"] for e in readings), default=None)}
+            "rss_mb_max": max((e["rss_mb"] for e in readings), default=None),
+            "peak_rss_mb_while_monitoring": max((e["peak_rss_mb"] for e in readings), default=None)}
 
 
 SCENARIOS = {"shifts": scenario_shifts, "outage": scenario_outage, "stall": scenario_stall,

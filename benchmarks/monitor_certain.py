@@ -1,8 +1,14 @@
 """Fit the monitor's "certain" bar on training footage: the landmark engine's confidence above which a
 single window's reading is trusted to alert on its own (``syncnet_fcn/data/monitor_alerts.json``).
 
-    python benchmarks/monitor_certain.py --cache /work/cache/accuracy/lm        # writes the data file
+    python benchmarks/monitor_certain.py --cache /work/cache/accuracy/lm \
+        --fused-cache /work/cache/refit/train                                   # writes the data file
     python benchmarks/monitor_certain.py --cache DIR --dry-run                  # prints, writes nothing
+
+``landmark`` is read afresh from the footage cache; ``fused`` (the default engine) is fused from the
+member readings that ``benchmarks/fused_fit.py extract`` stored (its audio moved by that script's
+shifts, one wrong-sound pair a clip; stale member readings are left out), with the stored fusion's
+weights and bars, exactly as the engine fuses.
 
 Training footage only (``../shared/train/harvest2``, its face mesh and audio as prepared by
 ``python -m syncnet_fcn.landmark_training --cache DIR``), never the evaluation clips nor the streams of
@@ -86,18 +92,51 @@ def read_all(tracks: list[dict], log=print) -> list[dict]:
     return rows
 
 
+def fused_rows(cache: Path, log=print) -> tuple[list[dict], int]:
+    """The fused engine's readings of fused_fit.py's stored member readings, as :func:`read_all` rows;
+    each wrong-sound row weighs as much as all the moved copies of its clip (as many of each kind)."""
+    import pickle
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from fused_fit import member_stamp
+
+    from syncnet_fcn.engines.fused import MEMBERS, fuse_readings, load_fusion
+
+    fusion = load_fusion()
+    weights = {name: float(fusion["weights"][name]) for name in MEMBERS}
+    stamps = {name: member_stamp(name) for name in MEMBERS}
+    rows, clips = [], 0
+    for path in sorted(cache.glob("*.pkl")):
+        item = pickle.loads(path.read_bytes())
+        if item.get("stamps") != stamps:
+            log(f"{path.name}: member readings of other models, left out", file=sys.stderr)
+            continue
+        if item["speaker_key"].split(":")[0] in EXCLUDED_SPEAKER_KEYS:
+            continue
+        clips += 1
+        cases = [("shift", -shift, members, 1.0) for shift, members in item["shifts"].items()]
+        cases.append(("wrong", None, item["wrong"], float(len(item["shifts"]))))
+        for kind, expected, members, weight in cases:
+            sync = fuse_readings(members, weights, MAX_OFFSET, item["n_frames"], fusion)
+            rows.append({"track": item["file"], "kind": kind, "expected": expected, "offset": int(sync.offset_frames),
+                         "confidence": float(sync.confidence), "reliable": bool(sync.reliable), "weight": weight})
+    return rows, clips
+
+
 def is_right(row: dict) -> bool:
     return row["kind"] == "shift" and abs(row["offset"] - row["expected"]) <= 1
 
 
 def certain_bar(rows: list[dict], target: float = TARGET) -> float:
     """The lowest confidence c such that, among reliable readings at or above any c' ≥ c, at least
-    ``target`` are right (inf when even the most confident ones miss it)."""
+    ``target`` are right (inf when even the most confident ones miss it); rows count ``weight`` times."""
     reliable = sorted((r for r in rows if r["reliable"]), key=lambda r: -r["confidence"])
-    bar, right = float("inf"), 0
-    for k, r in enumerate(reliable, 1):  # from the most confident down
-        right += is_right(r)
-        if right / k < target:
+    bar, right, total = float("inf"), 0.0, 0.0
+    for r in reliable:  # from the most confident down
+        w = r.get("weight", 1.0)
+        right += w * is_right(r)
+        total += w
+        if right / total < target:
             break
         bar = r["confidence"]
     return bar
@@ -129,6 +168,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=Path, required=True, help="landmark_training's footage cache (outside the repo)")
     p.add_argument("--train-root", type=Path, default=REPO.parent / "shared" / "train")
     p.add_argument("--clips-dir", type=Path, default=REPO.parent / "shared" / "clips")
+    p.add_argument("--fused-cache", type=Path, help="fused_fit.py extract's cache of member readings")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--rows", type=Path, help="also write every reading here (JSON)")
     args = p.parse_args(argv)
@@ -152,10 +192,27 @@ def main(argv=None) -> int:
             "fitted": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         }
     }
+    if args.fused_cache:
+        from syncnet_fcn.engines.fused import load_fusion
+
+        f_rows, clips = fused_rows(args.fused_cache)
+        f_bar = certain_bar(f_rows)
+        result["fused"] = {
+            "certain_confidence": round(f_bar, 3),
+            "reliable_confidence": round(float(load_fusion()["reliable_confidence"]), 6),
+            "target": TARGET,
+            "measured_on": (f"{clips} harvest2 training clips of benchmarks/fused_fit.py (speaker keys "
+                            f"{', '.join(EXCLUDED_SPEAKER_KEYS)} left out), each clip's longest face track with its "
+                            "sound moved by fused_fit.py's shifts and with another page's sound (weighted as "
+                            "many as the moved copies)"),
+            "how": result["landmark"]["how"],
+            **summary(f_rows, f_bar),
+            "fitted": result["landmark"]["fitted"],
+        }
     text = json.dumps(result, indent=1)
     print(text)
     if args.rows:
-        args.rows.write_text(json.dumps(rows) + "\n")
+        args.rows.write_text(json.dumps(rows) + "\n")  # the landmark rows
     if not args.dry_run:
         ALERTS_PATH.write_text(text + "\n")
         print(f"wrote {ALERTS_PATH}", file=sys.stderr)

@@ -53,7 +53,8 @@ def certain_bar(engine) -> float | None:
         fitted = json.loads(ALERTS_PATH.read_text()).get(getattr(engine, "name", None))
     except (OSError, ValueError):
         return None
-    calibration = getattr(engine, "calibration", None)
+    # the engine's own reliability bar: the landmark engine's calibration, the fused engine's fit
+    calibration = getattr(engine, "calibration", None) or getattr(engine, "fusion", None)
     if not isinstance(fitted, dict) or not isinstance(calibration, dict):
         return None
     current = calibration.get("reliable_confidence")
