@@ -6,11 +6,15 @@
     python benchmarks/monitor.py kinds                          # no audio, music only, two faces (720p)
     python benchmarks/monitor.py insync   [--minutes 30]        # talk, music and silence in sync: false alerts,
                                                                 # offset spread per window, RSS over time
+    nice -n 10 python benchmarks/monitor.py insync --minutes 60 --events FILE
+                                                                # rss_mb: at minute 5 and at the end, per-minute
+                                                                # highest sample, peak (VmHWM) of the monitor
     python benchmarks/monitor.py keepup   [--seconds 120]       # live 720p: frame-to-reading latency, skips
 
 Shifts follow the SyncNet convention (+5: the sound 5 frames early, the reading 5 higher than the clip's own);
 each clip's own reading is taken with ``detect`` on the clip file first. Every scenario prints its figures
-and, with ``--json FILE``, writes them. ``insync`` replays the rendered stream as fast as it can be read
+and, with ``--json FILE``, writes them; ``--events FILE`` keeps every event as a JSON line as it comes
+(readings with the RSS at that moment), for replaying other alert rules (``replay_rule``). ``insync`` replays the rendered stream as fast as it can be read
 (its HLS playlist as a file), so a 30-minute programme needs no 30 minutes of waiting; the others are live.
 """
 
