@@ -6,11 +6,15 @@
     python benchmarks/monitor.py kinds                          # no audio, music only, two faces (720p)
     python benchmarks/monitor.py insync   [--minutes 30]        # talk, music and silence in sync: false alerts,
                                                                 # offset spread per window, RSS over time
+    nice -n 10 python benchmarks/monitor.py insync --minutes 60 --events FILE
+                                                                # rss_mb: at minute 5 and at the end, per-minute
+                                                                # highest sample, peak (VmHWM) of the monitor
     python benchmarks/monitor.py keepup   [--seconds 120]       # live 720p: frame-to-reading latency, skips
 
 Shifts follow the SyncNet convention (+5: the sound 5 frames early, the reading 5 higher than the clip's own);
 each clip's own reading is taken with ``detect`` on the clip file first. Every scenario prints its figures
-and, with ``--json FILE``, writes them. ``insync`` replays the rendered stream as fast as it can be read
+and, with ``--json FILE``, writes them; ``--events FILE`` keeps every event as a JSON line as it comes
+(readings with the RSS at that moment), for replaying other alert rules (``replay_rule``). ``insync`` replays the rendered stream as fast as it can be read
 (its HLS playlist as a file), so a 30-minute programme needs no 30 minutes of waiting; the others are live.
 """
 
@@ -39,8 +43,13 @@ VOICE_KINDS = CLIPS.parent / "voice_kinds"
 TALK = CLIPS / "syncnet_example.avi"
 TWO_FACES = CLIPS / "visualvoice_interview.mp4"
 MUSIC = VOICE_KINDS / "YuE__pop.00001.Instrumental.mp3"
-#: (N frames, M windows) pairs whose false alerts and delays are reported beside the defaults
-CANDIDATES = [(2, 1), (2, 2), (3, 1), (3, 2), (3, 3)]
+#: (N frames, M windows, with the engine's "certain" bar or not) whose false alerts and delays are
+#: reported beside the defaults, replayed on the same readings
+CANDIDATES = [(2, 1, False), (2, 2, False), (2, 2, True), (3, 1, False), (3, 2, False), (3, 2, True), (3, 3, False)]
+
+
+def candidate_name(n: int, m: int, certain: bool) -> str:
+    return f"N={n},M={m}" + (",certain" if certain else "")
 
 
 def own_offset(clip: Path) -> int:
@@ -60,22 +69,34 @@ def first_video_seconds(segment: Path) -> float:
     raise RuntimeError(f"no video in {segment}")
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory now (``VmRSS``) or its peak so far (``VmHWM``), in MB."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM afresh at the current RSS (Linux: ``5`` to ``/proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
 
 
 class Recorder:
     """Collects a monitor's events with the programme time of each window and the RSS at each reading."""
 
-    def __init__(self, zero_s: float, echo: bool = True):
+    def __init__(self, zero_s: float, echo: bool = True, log: str | None = None):
         self.zero_s = zero_s
         self.events: list[dict] = []
         self.echo = echo
         self.started = time.monotonic()
+        # every event as one JSON line, as it comes: a long run cut short still leaves its readings
+        self.log = open(log, "w") if log else None
 
     def __call__(self, event: dict) -> None:
         event = dict(event)
@@ -85,8 +106,12 @@ class Recorder:
             event["programme_end_s"] = round(event["source_end_s"] - self.zero_s, 2)
         if event["type"] == "reading":
             event["rss_mb"] = round(rss_mb(), 1)
+            event["peak_rss_mb"] = round(rss_mb("VmHWM"), 1)
             event.pop("tracks", None)
         self.events.append(event)
+        if self.log is not None:
+            self.log.write(json.dumps(event) + "\n")
+            self.log.flush()
         if self.echo:
             keys = ("type", "programme_start_s", "programme_end_s", "offset_frames", "confidence", "reliable",
                     "latency_s", "score_s", "message", "gap_s", "stream_gap_s", "reason", "skipped")
@@ -104,10 +129,12 @@ def run_live(parts: list[Part], options: MonitorOptions, *, size=(224, 224), spe
     """Render ``parts``, serve them live, monitor until the stream has ended (bounded in time)."""
     folder = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     segments = render_segments(parts, folder, size=size, with_audio=with_audio)
-    recorder = Recorder(first_video_seconds(folder / segments[0][0]))
+    reset_peak_rss()  # the peak from here on is the monitor's, not the renderer's
+    recorder = Recorder(first_video_seconds(folder / segments[0][0]), log=EVENTS_LOG.get("path"))
     server = LiveServer(folder, segments, speed=speed).start()
     server.wait_published(1, 10)
     monitor = Monitor(server.url, options, on_event=recorder)
+    recorder.monitor = monitor
     total = sum(d for _, d in segments) / speed
     limit = limit_s or total + 120
     stopper = threading.Timer(limit, monitor.stop)
@@ -139,11 +166,12 @@ def latency_summary(readings: list[dict]) -> dict:
             "score_s": {"median": statistics.median(score), "max": score[-1]}}
 
 
-def replay_rule(readings: list[dict], threshold: int, consecutive: int, expect: int) -> list[dict]:
+def replay_rule(readings: list[dict], threshold: int, consecutive: int, expect: int,
+                certain: float | None = None) -> list[dict]:
     """The alerts a rule would give on recorded readings (to compare candidate defaults on one run)."""
     from syncnet_fcn.monitor import WindowReading
 
-    rule = AlertRule(threshold, consecutive, expect)
+    rule = AlertRule(threshold, consecutive, expect, certain)
     fields = WindowReading.__dataclass_fields__
     out = []
     for e in readings:
@@ -183,15 +211,19 @@ def scenario_shifts(args) -> dict:
     alerts = [e for e in recorder.events if e["type"] in ("alert", "back_in_sync")]
     changes = [(k * p, own + s) for k, s in enumerate(shifts)][1:]
     result = {"own_offset": own, "part_seconds": p, "window_s": args.window, "hop_s": args.hop,
-              "defaults": {"threshold": options.threshold, "consecutive": options.consecutive},
+              "defaults": {"threshold": options.threshold, "consecutive": options.consecutive,
+                           "certain": recorder.monitor.rule.certain},
               "changes": judge_changes(changes, alerts, args.hop),
               "alerts": [{k: a.get(k) for k in ("type", "offset_frames", "programme_end_s")} for a in alerts],
               "readings": len(readings), "reliable": sum(e["reliable"] for e in readings),
               "skipped": len(recorder.of("skipped")), "latency": latency_summary(readings),
               "candidates": {}}
-    for n, m in CANDIDATES:
-        replayed = replay_rule(readings, n, m, own)
-        result["candidates"][f"N={n},M={m}"] = judge_changes(changes, replayed, args.hop)
+    bar = recorder.monitor.rule.certain
+    for n, m, certain in CANDIDATES:
+        if certain and bar is None:
+            continue
+        replayed = replay_rule(readings, n, m, own, bar if certain else None)
+        result["candidates"][candidate_name(n, m, certain)] = judge_changes(changes, replayed, args.hop)
     return result
 
 
@@ -258,6 +290,7 @@ def scenario_kinds(args) -> dict:
 
 
 OWN: dict = {}
+EVENTS_LOG: dict = {}  # {"path": --events}, for the live scenarios
 
 
 def insync_programme(minutes: float) -> list[Part]:
@@ -287,7 +320,8 @@ def scenario_insync(args) -> dict:
     t0 = time.monotonic()
     segments = render_segments(parts, folder)
     render_s = time.monotonic() - t0
-    recorder = Recorder(first_video_seconds(folder / segments[0][0]), echo=args.verbose)
+    reset_peak_rss()  # the peak from here on is the monitor's, not the renderer's
+    recorder = Recorder(first_video_seconds(folder / segments[0][0]), echo=args.verbose, log=args.events)
     options = MonitorOptions(window_s=args.window, hop_s=args.hop, expect=0)
     t0 = time.monotonic()
     monitor = Monitor(str(folder / "all.m3u8"), options, on_event=recorder)
@@ -298,28 +332,48 @@ def scenario_insync(args) -> dict:
     spread = {}
     for e in reliable:
         spread[abs(e["offset_frames"])] = spread.get(abs(e["offset_frames"]), 0) + 1
-    rss = [(e["programme_end_s"], e["rss_mb"]) for e in readings]
-    after5 = [r for t, r in rss if t >= 300] or [r for _, r in rss]
-    late = [(t, r) for t, r in rss if t >= 300]
-    slope = None
-    if len(late) >= 3:  # least-squares MB per hour of stream from minute 5 on
-        import numpy as np
-
-        slope = round(float(np.polyfit([t / 3600 for t, _ in late], [r for _, r in late], 1)[0]), 1)
-    per_minute = {}
-    for t, r in rss:
-        per_minute[int(t // 60)] = r
     result = {"own_offsets": OWN, "stream_minutes": round(sum(d for _, d in segments) / 60, 1),
               "render_s": round(render_s, 1),
               "wall_s": round(wall, 1), "readings": len(readings), "reliable": len(reliable),
               "abs_offset_count_reliable": dict(sorted(spread.items())),
               "alerts_defaults": len(recorder.of("alert")),
-              "false_alerts_by_candidate": {f"N={n},M={m}": sum(a["type"] == "alert" for a in replay_rule(
-                  readings, n, m, 0)) for n, m in CANDIDATES},
-              "rss_mb": {"first": rss[0][1] if rss else None, "from_minute_5_min": min(after5, default=None),
-                         "from_minute_5_max": max(after5, default=None), "last": rss[-1][1] if rss else None,
-                         "trend_mb_per_hour_from_minute_5": slope, "by_minute": per_minute}}
+              "certain": monitor.rule.certain,
+              "false_alerts_by_candidate": {candidate_name(n, m, c): sum(a["type"] == "alert" for a in replay_rule(
+                  readings, n, m, 0, monitor.rule.certain if c else None)) for n, m, c in CANDIDATES
+                  if monitor.rule.certain is not None or not c},
+              "most_confident_off_reading": max((e["confidence"] for e in reliable if abs(e["offset_frames"]) >= 2),
+                                                default=None),
+              "rss_mb": rss_summary(readings)}
     return result
+
+
+def rss_summary(readings: list[dict], from_s: float = 300.0) -> dict:
+    """RSS at the first reading from minute 5 on and at the last one, the most it rose above the first
+    in between, the peak (VmHWM) at both, and a least-squares trend from minute 5 on."""
+    rss = [(e["programme_end_s"], e["rss_mb"], e.get("peak_rss_mb")) for e in readings]
+    late = [r for r in rss if r[0] >= from_s]
+    if not late:
+        return {"readings": len(rss), "note": f"the stream never reached {from_s / 60:g} minutes"}
+    (t5, r5, p5), (tn, rn, pn) = late[0], late[-1]
+    slope = None
+    if len(late) >= 3:  # MB per hour of stream
+        import numpy as np
+
+        slope = round(float(np.polyfit([t / 3600 for t, *_ in late], [r for _, r, _ in late], 1)[0]), 1)
+    per_minute = {}  # the highest sample of each minute of stream
+    for t, r, _ in rss:
+        per_minute[int(t // 60)] = max(r, per_minute.get(int(t // 60), r))
+    first_minute, last_minute = int(from_s // 60), max(per_minute)
+    return {"first": rss[0][1], "at_minute_5": {"minute": round(t5 / 60, 2), "rss": r5, "peak": p5},
+            "at_end": {"minute": round(tn / 60, 2), "rss": rn, "peak": pn},
+            "end_minus_minute_5": round(rn - r5, 1),
+            "max_rise_over_minute_5": round(max(r for _, r, _ in late) - r5, 1),
+            "min_from_minute_5": min(r for _, r, _ in late), "max_from_minute_5": max(r for _, r, _ in late),
+            "peak_growth_from_minute_5": None if p5 is None or pn is None else round(pn - p5, 1),
+            "minute_peak_first_vs_last": {f"minute {first_minute}": per_minute.get(first_minute),
+                                          f"minute {last_minute}": per_minute[last_minute],
+                                          "change": round(per_minute[last_minute] - per_minute.get(first_minute, 0), 1)},
+            "trend_mb_per_hour_from_minute_5": slope, "by_minute": per_minute}
 
 
 def scenario_keepup(args) -> dict:
@@ -329,7 +383,8 @@ def scenario_keepup(args) -> dict:
     readings = recorder.readings()
     return {"size": "1280x720", "stream_s": args.seconds, "readings": len(readings),
             "skipped": len(recorder.of("skipped")), "latency": latency_summary(readings),
-            "rss_mb_max": max((e["rss_mb"] for e in readings), default=None)}
+            "rss_mb_max": max((e["rss_mb"] for e in readings), default=None),
+            "peak_rss_mb_while_monitoring": max((e["peak_rss_mb"] for e in readings), default=None)}
 
 
 SCENARIOS = {"shifts": scenario_shifts, "outage": scenario_outage, "stall": scenario_stall,
@@ -346,7 +401,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="insync: programme length")
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--verbose", action="store_true", help="insync: print every event")
+    parser.add_argument("--events", help="write every event here as it comes (JSON lines), RSS on each reading")
     args = parser.parse_args()
+    EVENTS_LOG["path"] = args.events
     from syncnet_fcn.native_logs import filter_native_stderr
 
     filter_native_stderr()  # mediapipe's routine C++ log lines, once per window, off the terminal

@@ -27,16 +27,42 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
-from . import TIMELINE_FPS
+from . import TIMELINE_FPS, memory
 from .errors import InvalidArgumentError, NoAudioError, NoFaceError, SyncNetError
 from .live import Connection, is_network, SourceEvent, SourcePacket, StreamSource, Window, WindowCutter
 
 # Alert defaults, from benchmarks/monitor.py (docs/monitor.md has the figures): on in-sync streams a
-# reliable window reads within ±1 frame of the clip's own offset, so 2 frames away is already a change;
-# two windows in a row keep one odd window from alerting and still alert within two hops of a change.
+# reliable window reads within ±1 frame of the clip's own offset, so 2 frames away is already a change.
+# Two reliable windows in a row must agree before an alert — except a window whose confidence clears the
+# engine's "certain" bar, which decides alone. With a 10 s window and a 5 s hop the first window wholly
+# after a change ends two hops after it: it can alert on time only by itself, while two windows keep a
+# lone odd reading (music over a face that happens to pass as reliable) from alerting. The bar is fitted
+# on training footage (benchmarks/monitor_certain.py), far above what another voice reaches there.
 DEFAULT_THRESHOLD_FRAMES = 2
 DEFAULT_CONSECUTIVE = 2
+#: per engine, the confidence from which one window alone may alert (benchmarks/monitor_certain.py)
+ALERTS_PATH = Path(__file__).resolve().parent / "data" / "monitor_alerts.json"
+
+
+def certain_bar(engine) -> float | None:
+    """The stored "certain" confidence for ``engine`` (a pipeline's engine), or None where none was fitted
+    or it was fitted on another calibration of the engine (confidences then live on another scale)."""
+    try:
+        fitted = json.loads(ALERTS_PATH.read_text()).get(getattr(engine, "name", None))
+    except (OSError, ValueError):
+        return None
+    # the engine's own reliability bar: the landmark engine's calibration, the fused engine's fit
+    calibration = getattr(engine, "calibration", None) or getattr(engine, "fusion", None)
+    if not isinstance(fitted, dict) or not isinstance(calibration, dict):
+        return None
+    current = calibration.get("reliable_confidence")
+    if current is None or abs(float(current) - float(fitted.get("reliable_confidence", float("nan")))) > 1e-5:
+        return None
+    bar = fitted.get("certain_confidence")
+    return float(bar) if bar is not None else None
+
 
 EventCallback = Callable[[dict], None]
 
@@ -70,19 +96,23 @@ class WindowReading:
 class AlertRule:
     """Alert when the speaking face stays ``threshold`` frames or more from ``expect`` for ``consecutive``
     reliable windows; say "back in sync" after as many reliable windows within it. While out of sync, a
-    new steady offset (more than a frame from the alerted one) alerts again. Unreliable windows (nobody
-    speaking, music, a turned face) neither count nor break a run.
+    new steady offset (more than a frame from the alerted one) alerts again. A window whose confidence
+    is ``certain`` or more decides any of these alone. Unreliable windows (nobody speaking, music, a
+    turned face) neither count nor break a run.
     """
 
     def __init__(self, threshold: int = DEFAULT_THRESHOLD_FRAMES, consecutive: int = DEFAULT_CONSECUTIVE,
-                 expect: int = 0):
+                 expect: int = 0, certain: float | None = None):
         if threshold < 1:
             raise InvalidArgumentError(f"the alert threshold must be at least 1 frame, got {threshold}")
         if consecutive < 1:
             raise InvalidArgumentError(f"consecutive windows must be at least 1, got {consecutive}")
+        if certain is not None and not certain > 0:
+            raise InvalidArgumentError(f"the certain confidence must be positive, got {certain}")
         self.threshold = int(threshold)
         self.consecutive = int(consecutive)
         self.expect = int(expect)
+        self.certain = None if certain is None else float(certain)  # None: every decision needs the run
         self.alerted_offset: int | None = None  # None: in sync
         self._run: list[WindowReading] = []
 
@@ -106,7 +136,7 @@ class AlertRule:
         if self._run and self._kind(self._run[-1]) != self._kind(reading):
             self._run.clear()
         self._run.append(reading)
-        if len(self._run) < self.consecutive:
+        if len(self._run) < self.consecutive and not self._is_certain(reading):
             return None
         run, self._run = self._run, []
         first = run[0]
@@ -128,6 +158,9 @@ class AlertRule:
                 "windows": len(run), "wall_time": run[-1].wall_time,
                 "message": f"back in sync (offset {run[-1].offset_frames:+d}, expected {self.expect:+d})"}
 
+    def _is_certain(self, reading: WindowReading) -> bool:
+        return self.certain is not None and reading.confidence is not None and reading.confidence >= self.certain
+
     def _kind(self, reading: WindowReading) -> str:
         return "off" if abs(reading.offset_frames - self.expect) >= self.threshold else "within"
 
@@ -148,6 +181,9 @@ class MonitorOptions:
     max_offset: int = 15
     threshold: int = DEFAULT_THRESHOLD_FRAMES
     consecutive: int = DEFAULT_CONSECUTIVE
+    #: confidence from which one window decides alone; None: the engine's fitted bar (ALERTS_PATH), if any;
+    #: inf: never (always ``consecutive`` windows)
+    certain: float | None = None
     expect: int = 0
     realtime: bool = False
     read_timeout: float = 10.0
@@ -169,7 +205,9 @@ class Monitor:
         self.source = source
         self.options = options or MonitorOptions()
         self.on_event = on_event or (lambda event: None)
-        self.rule = AlertRule(self.options.threshold, self.options.consecutive, self.options.expect)
+        certain = self.options.certain
+        self.rule = AlertRule(self.options.threshold, self.options.consecutive, self.options.expect,
+                              None if certain is None or certain == float("inf") else certain)
         self._pipeline = pipeline
         self._stop = threading.Event()
         self._mailbox: queue.Queue = queue.Queue(maxsize=1)
@@ -193,9 +231,16 @@ class Monitor:
         from .tracking import TrackingOptions
 
         opts = self.options
+        # A monitor runs for hours, one window's work after another: fewer malloc arenas (before any
+        # thread starts) and freed memory handed back after each window keep its RSS from creeping up
+        # with the peaks of the windows' work.
+        memory.limit_malloc_arenas()
         pipeline = self._pipeline or SyncPipeline(
             engine=opts.engine, weights=opts.weights, max_offset=opts.max_offset,
             tracking=TrackingOptions(min_track_frames=opts.min_track_frames))
+        if opts.certain is None:  # the bar belongs to the engine that reads: known only now
+            engines = list(getattr(pipeline, "engines", {}).values())
+            self.rule.certain = certain_bar(engines[0]) if len(engines) == 1 else None
         workdir = tempfile.mkdtemp(prefix="syncnet-monitor-")
         reader = threading.Thread(target=self._read, args=(workdir,), name="monitor-reader", daemon=True)
         self.state = "running"
@@ -211,6 +256,7 @@ class Monitor:
                     self._score(pipeline, item)
                 finally:
                     item.path.unlink(missing_ok=True)
+                    memory.release_freed_memory()
         finally:
             self._stop.set()
             self._drain()
@@ -397,4 +443,4 @@ def _round(x, digits: int = 3) -> float | None:
 
 
 __all__ = ["AlertRule", "Monitor", "MonitorOptions", "WindowReading", "DEFAULT_THRESHOLD_FRAMES",
-           "DEFAULT_CONSECUTIVE"]
+           "DEFAULT_CONSECUTIVE", "certain_bar"]

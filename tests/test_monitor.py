@@ -16,20 +16,31 @@ from live_stream import LiveServer, Part, render_segments  # noqa: E402
 
 from syncnet_fcn.errors import InvalidArgumentError  # noqa: E402
 from syncnet_fcn.live import SourceEvent, SourcePacket, StreamSource, WindowCutter, validate_source  # noqa: E402
-from syncnet_fcn.monitor import AlertRule, Monitor, MonitorOptions, WindowReading  # noqa: E402
+from syncnet_fcn.monitor import (  # noqa: E402
+    ALERTS_PATH,
+    AlertRule,
+    Monitor,
+    MonitorOptions,
+    WindowReading,
+    certain_bar,
+)
 
 
-def reading(i: int, offset: int | None, reliable: bool = True) -> WindowReading:
+def reading(i: int, offset: int | None, reliable: bool = True, confidence: float = 5.0) -> WindowReading:
     return WindowReading(window=i, stream_start_s=5.0 * i, stream_end_s=5.0 * i + 10, source_start_s=5.0 * i,
                          source_end_s=5.0 * i + 10, wall_time="", faces=1, speaking_face=0 if reliable else None,
-                         offset_frames=offset, confidence=5.0, reliable=reliable)
+                         offset_frames=offset, confidence=confidence, reliable=reliable)
 
 
 def feed(rule: AlertRule, offsets: list) -> list[tuple[int, dict]]:
-    """``offsets``: ints (reliable windows) or ("u", offset) for unreliable ones; [(window, event)]."""
+    """``offsets``: ints (reliable windows, confidence 5), ("u", offset) for unreliable ones or
+    ("c", offset, confidence) for reliable ones of that confidence; [(window, event)]."""
     events = []
     for i, value in enumerate(offsets):
-        r = reading(i, value[1], reliable=False) if isinstance(value, tuple) else reading(i, value)
+        if isinstance(value, tuple) and value[0] == "c":
+            r = reading(i, value[1], confidence=value[2])
+        else:
+            r = reading(i, value[1], reliable=False) if isinstance(value, tuple) else reading(i, value)
         event = rule.update(r)
         if event is not None:
             events.append((i, event))
@@ -64,6 +75,60 @@ def test_a_new_steady_offset_while_out_of_sync_alerts_again():
     assert [(i, e["type"], e["offset_frames"]) for i, e in events] == [
         (1, "alert", 5), (5, "alert", -3), (8, "back_in_sync", 0)]
     assert events[1][1]["previous_offset_frames"] == 5
+
+
+def test_one_window_above_the_certain_bar_decides_alone_below_it_m_windows_are_needed():
+    rule = AlertRule(threshold=2, consecutive=2, expect=0, certain=10.0)
+    # a lone off window below the bar: nothing; one at the bar: an alert at once, with its offset
+    events = feed(rule, [0, ("c", 6, 9.9), 0, ("c", 5, 10.0)])
+    assert [(i, e["type"], e["offset_frames"], e["windows"]) for i, e in events] == [(3, "alert", 5, 1)]
+    # out of sync: a confident window of another offset alerts again at once, a confident one within
+    # the threshold says "back in sync" at once; a weak one within does not
+    events = feed(rule, [("c", 0, 3.0), ("c", -4, 12.0), ("c", -4, 12.0), ("c", 1, 20.0)])
+    assert [(i, e["type"], e["offset_frames"]) for i, e in events] == [(1, "alert", -4), (3, "back_in_sync", 1)]
+    assert rule.in_sync
+
+
+def test_the_certain_bar_ignores_unreliable_windows_and_keeps_the_m_window_path():
+    rule = AlertRule(threshold=2, consecutive=2, certain=10.0)
+    unreliable = reading(0, 9, reliable=False, confidence=50.0)  # e.g. music flagged unreliable: never counts
+    assert rule.update(unreliable) is None and rule.in_sync and not rule._run
+    # two weak windows still alert as before (M=2), with the median of the run
+    events = feed(rule, [("c", 4, 6.0), ("c", 5, 7.0)])
+    assert [(i, e["type"], e["windows"]) for i, e in events] == [(1, "alert", 2)]
+    # without a bar (None) one window never decides, however confident
+    assert feed(AlertRule(threshold=2, consecutive=2), [("c", 7, 1e6), 0, ("c", 7, 1e6)]) == []
+
+
+class _Engine:
+    def __init__(self, name: str, reliable_confidence: float | None):
+        self.name = name
+        self.calibration = {} if reliable_confidence is None else {"reliable_confidence": reliable_confidence}
+
+
+def test_the_stored_certain_bar_belongs_to_one_engine_and_one_calibration():
+    import json
+
+    from syncnet_fcn.landmark.models import load_calibration
+
+    stored = json.loads(ALERTS_PATH.read_text())["landmark"]
+    current = load_calibration()["reliable_confidence"]
+    bar = certain_bar(_Engine("landmark", current))
+    assert bar == stored["certain_confidence"]
+    # the fit put it above every other voice's confidence seen on training footage, and above the
+    # engine's own reliability bar
+    assert bar > stored["largest_wrong_sound_confidence"] and bar > current
+    assert certain_bar(_Engine("landmark", current + 1.0)) is None  # recalibrated engine: another scale
+    assert certain_bar(_Engine("fcn", None)) is None  # nothing fitted for it
+    assert certain_bar(object()) is None
+
+
+def test_monitor_options_set_or_switch_off_the_certain_bar(clip):
+    source = str(clip("syncnet_example.avi"))
+    assert Monitor(source, MonitorOptions(certain=8.5)).rule.certain == 8.5
+    assert Monitor(source, MonitorOptions(certain=float("inf"))).rule.certain is None
+    with pytest.raises(InvalidArgumentError):
+        AlertRule(certain=0.0)
 
 
 def test_rule_and_window_arguments_are_checked():

@@ -92,6 +92,7 @@ class LiveMonitor:
                 "in_sync": m.rule.in_sync, "expect_frames": self.options.expect,
                 "window_s": self.options.window_s, "hop_s": self.options.hop_s,
                 "threshold_frames": self.options.threshold, "consecutive": self.options.consecutive,
+                "certain_confidence": m.rule.certain,  # None until the engine is loaded, or none fitted
                 "readings": m.readings, "skipped": m.skipped, "alerts": m.alerts, "error": self.error,
                 "latest": self.latest, "recent_alerts": list(self.alerts),
                 "events_url": url_for("monitors.events", monitor_id=self.id),

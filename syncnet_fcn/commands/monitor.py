@@ -25,6 +25,10 @@ def add_parser(subparsers) -> None:
                         f"(default {DEFAULT_THRESHOLD_FRAMES})")
     p.add_argument("--consecutive", type=int, default=DEFAULT_CONSECUTIVE,
                    help=f"… for this many reliable windows in a row (default {DEFAULT_CONSECUTIVE})")
+    p.add_argument("--certain", type=_certain, default=None, metavar="CONFIDENCE",
+                   help="one reliable window at this confidence or more decides alone; 'off': always "
+                        "--consecutive windows (default: the engine's bar fitted on training footage, "
+                        "syncnet_fcn/data/monitor_alerts.json; none for an engine without one)")
     p.add_argument("--jsonl", help="also append every reading and event to this file, one JSON object a line")
     p.add_argument("--webhook", help="POST each alert and 'back in sync' as JSON to this http(s) URL")
     p.add_argument("--realtime", action="store_true", help="read a file at its own pace, as if it were live")
@@ -38,6 +42,20 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=cmd_monitor)
 
 
+def _certain(text: str) -> float:
+    import argparse
+
+    if text.strip().lower() == "off":
+        return float("inf")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a confidence or 'off', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"the certain confidence must be positive, got {text!r}")
+    return value
+
+
 def cmd_monitor(args) -> int:
     from ..live import is_network, validate_source
     from ..media import probe
@@ -48,7 +66,8 @@ def cmd_monitor(args) -> int:
         probe(source)  # a file that is no video is refused now (exit 2), not after the engine has loaded
     options = MonitorOptions(window_s=args.window, hop_s=args.hop, engine=args.engine, weights=args.weights,
                              max_offset=args.max_offset, threshold=args.threshold, consecutive=args.consecutive,
-                             expect=args.expect, realtime=args.realtime, read_timeout=args.read_timeout,
+                             certain=args.certain, expect=args.expect, realtime=args.realtime,
+                             read_timeout=args.read_timeout,
                              give_up_after=args.give_up_after, webhook=args.webhook)
     jsonl = None
     if args.jsonl:
