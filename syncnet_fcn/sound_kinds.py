@@ -70,7 +70,7 @@ class SoundSpan:
     start_s: float
     end_s: float
     kind: str  # one of KINDS
-    confidence: float = 0.0  # the winning group's mean score over the span (0..1)
+    confidence: float = 0.0  # mean over the span of the model's probability for its kind (Silence score) (0..1)
 
     def to_dict(self) -> dict:
         return {"start": round(self.start_s, 2), "end": round(self.end_s, 2), "type": self.kind,
