@@ -5,6 +5,10 @@ a voice over music counts as the voice (talk or sing). Where a clip's notes give
 parts (stated below, copied from the notes), those times are the truth. Prints the per-second accuracy overall, per kind and per clip, a
 confusion table, and the speed against real time.
 
+The talk / sing / music model (syncnet_fcn/data/sound_kinds_lr.json) is fitted on these same clips, so
+the figure printed first is NOT held out; the held-out figure (leave-one-source-out cross-validation,
+from benchmarks/fit_sound_kinds.py, stored in the model's card) is printed after it.
+
     python benchmarks/sound_kinds.py [--json out.json]
 """
 
@@ -22,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from syncnet_fcn.sound_kinds_model import default_model  # noqa: E402
 from syncnet_fcn.sound_kinds import KINDS, SAMPLE_RATE, classify_sound_kinds, default_classifier, kind_at  # noqa: E402
 
 DEFAULT_DIR = REPO.parent / "shared" / "voice_kinds"
@@ -91,7 +96,13 @@ def main(argv=None) -> int:
     total = int(confusion.sum())
     correct = int(np.trace(confusion))
     print(f"per-second accuracy: {correct}/{total} = {100 * correct / max(total, 1):.1f} %  "
-          f"({len(rows)} clips, {audio_s:.0f} s of audio, {audio_s / max(compute_s, 1e-9):.0f}x real time)")
+          f"({len(rows)} clips, {audio_s:.0f} s of audio, {audio_s / max(compute_s, 1e-9):.0f}x real time)"
+          "  [model fitted on these clips: not held out]")
+    card = default_model().card
+    if card:
+        print(f"held out: {card['held_out']}; per kind "
+              + ", ".join(f"{k} {v} %" for k, v in card["held_out_per_kind"].items())
+              + "  (python benchmarks/fit_sound_kinds.py re-measures)")
     print("\ntruth \\ read  " + " ".join(f"{k:>8s}" for k in KINDS) + "   right")
     for i, kind in enumerate(KINDS):
         n = confusion[i].sum()

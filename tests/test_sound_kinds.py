@@ -43,14 +43,15 @@ def test_spans_tile_the_audio_in_order():
     assert all(a.end_s == b.start_s for a, b in zip(spans, spans[1:]))
 
 
-def test_a_voice_under_music_is_still_a_voice():
-    """Planted group scores: loud music with a faint singing class reads sing; without it, music."""
-    groups = {"talk": np.array([0.0001, 0.0001, 0.9]), "sing": np.array([0.02, 0.0001, 0.0]),
-              "music": np.array([0.9, 0.9, 0.01]), "silence": np.zeros(3)}
-    labels, _ = sk.kinds_from_scores(groups, np.full(3, -20.0))
-    assert [sk.KINDS[i] for i in labels] == ["sing", "music", "talk"]
-    quiet, _ = sk.kinds_from_scores(groups, np.full(3, -80.0))
-    assert [sk.KINDS[i] for i in quiet] == ["silence"] * 3
+def test_the_shipped_model_loads_with_its_card_and_gives_probabilities():
+    from syncnet_fcn import sound_kinds_model as skm
+
+    model = skm.default_model()
+    assert "held_out" in model.card and "fitted_on" in model.card
+    rng = np.random.default_rng(1)
+    p = model.probabilities(rng.normal(model.mean, model.scale, size=(7, model.mean.size)).astype(np.float32))
+    assert p.shape == (7, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,68 @@ def test_music_then_speech_changes_kind_near_the_join(classifier):
     assert sk.kind_at(spans, 1.5) == "music" and sk.kind_at(spans, 6.5) == "talk"
     change = next(s.start_s for s in spans if s.kind == "talk")
     assert abs(change - 4.0) <= 1.0
+
+
+def test_quiet_patches_and_silence_class_read_silence(classifier):
+    """Whatever the model says, a patch under SILENCE_DBFS, or one where YAMNet's Silence class beats
+    every voice and music class, is silence."""
+    logits = np.full((4, len(classifier.class_names)), -10.0, np.float32)
+    logits[:, classifier.class_index["Speech"]] = 5.0
+    logits[2, classifier.class_index["Silence"]] = 8.0
+    labels, _ = sk.kinds_from_logits(logits, np.array([-20.0, -80.0, -20.0, -20.0]), classifier)
+    assert [sk.KINDS[i] for i in labels] == ["talk", "silence", "silence", "talk"]
+
+
+_LOGITS: dict = {}
+
+
+def _clip_logits(classifier, name):
+    """YAMNet logits, loudness and duration of a voice_kinds clip (computed once per test run)."""
+    if name not in _LOGITS:
+        _LOGITS[name] = _compute_logits(classifier, name)
+    return _LOGITS[name]
+
+
+def _compute_logits(classifier, name):
+    audio = _audio(KINDS_DIR / name).astype(np.float32) / 32768.0
+    patches = sk.mel_patches(audio)
+    return classifier.logits(patches), sk.patch_loudness_dbfs(audio, len(patches)), audio.size / 16000
+
+
+@pytest.mark.parametrize("held_out, expected", [("Sonic__sing_female_10s.wav", "sing"),
+                                                 ("Wan22__sing.MP3", "sing"),
+                                                 ("LivePortrait__s18.mp4", "music")])
+def test_a_model_fitted_without_the_clip_reads_it_right(classifier, held_out, expected):
+    """Held out, as in the fit script's cross-validation: a model fitted on every other source of
+    voice_kinds (the clip's own source left out, no talk footage) reads an a cappella singer and a song
+    as sing, and piano music as music, on most of their seconds."""
+    pytest.importorskip("sklearn")
+    import json
+
+    from benchmarks.fit_sound_kinds import fit, patch_targets, source_of, training_set
+    from benchmarks.sound_kinds import truth_per_second
+    from syncnet_fcn import sound_kinds_model as skm
+
+    rows = json.loads((KINDS_DIR / "manifest.json").read_text())
+    train = []
+    for row in rows:
+        if source_of(row["file"]) == source_of(held_out):
+            continue
+        logits, _, dur = _clip_logits(classifier, row["file"])
+        train.append({"X": skm.patch_features(logits, classifier.groups, classifier.class_index),
+                      "y": patch_targets(truth_per_second(row, dur), len(logits))})
+    model = fit(*training_set(train, np.zeros((0, train[0]["X"].shape[1]), np.float32)))
+    logits, loud, dur = _clip_logits(classifier, held_out)
+    labels, score = sk.kinds_from_logits(logits, loud, classifier, model)
+    spans = sk.spans_from_labels(sk.smooth_labels(labels), score, dur)
+    assert _share(spans, expected, dur) > 0.7
+
+
+def test_shipped_model_reads_a_cappella_and_song_as_sing(classifier):
+    """The shipped model on two voice_kinds clips it was fitted on (so not held out): an a cappella
+    singer and a sung vocal over accompaniment read sing on most seconds; a TV interview reads talk."""
+    for name, kind in (("Sonic__sing_female_10s.wav", "sing"), ("Wan22__sing.MP3", "sing"),
+                       ("VoViT__interview.mp4", "talk")):
+        audio = _audio(KINDS_DIR / name)
+        spans = sk.classify_sound_kinds(audio, classifier=classifier)
+        assert _share(spans, kind, audio.size / 16000) > 0.7, name
