@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,6 +28,7 @@ from syncnet_fcn.errors import SyncNetError  # noqa: E402
 from syncnet_fcn.evaluation import (  # noqa: E402
     BENCHMARK_SHIFTS,
     CONTEXTS,
+    TOLERANCE,
     benchmark_summary,
     format_summary,
     judge_readings,
@@ -196,6 +199,8 @@ def main(argv=None) -> int:
         print(format_summary(summary))
     if failures:
         print(f"{len(failures)} clip(s) gave no reading: " + ", ".join(sorted(failures)))
+    wrong_but_flagged = flagged_but_wrong(views[engine.name])
+    print(format_flagged_but_wrong(wrong_but_flagged))
     elapsed = time.perf_counter() - started
     print(f"engine {args.engine} · {len({r.clip for r in views[engine.name]})} clips · {elapsed:.0f} s")
     if args.set_auto:
@@ -214,10 +219,51 @@ def main(argv=None) -> int:
             "views": {name: {"summary": summaries[name], "results": results_to_json(results)}
                       for name, results in views.items()},
             "failures": failures,
+            "flagged_reliable_but_wrong": wrong_but_flagged,
             "seconds": round(elapsed, 1),
         }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0
+
+
+def flagged_but_wrong(results) -> dict:
+    """The copies read wrong although flagged reliable, clip by clip, and whether each such clip reads
+    at one steady distance from its presumed own offset at every shift.
+
+    A clip whose every copy misses the presumed offset by the same amount (beyond the tolerance) while
+    following each shift is read consistently: either the engine is biased on it or the presumption
+    (in sync as published) is wrong, and no run-time evidence in the reading itself can tell which;
+    a miss that varies from copy to copy is the reliability flag's own failure.
+    """
+    by_clip: dict[str, list] = {}
+    for r in results:
+        by_clip.setdefault(r.clip, []).append(r)
+    clips = {}
+    for clip, rows in by_clip.items():
+        wrong = [r for r in rows if r.reliable and r.correct is False and r.offset is not None]
+        if not wrong:
+            continue
+        deviations = [r.offset - r.expected for r in rows if r.expected is not None and r.offset is not None]
+        centre = float(np.median(deviations))
+        steady = abs(centre) > TOLERANCE and all(abs(d - centre) <= TOLERANCE for d in deviations)
+        clips[clip] = {"copies": len(wrong), "of": len(rows), "deviations": [r.offset - r.expected for r in wrong],
+                       "steady_deviation": round(centre, 1) if steady else None}
+    steady = {c: v for c, v in clips.items() if v["steady_deviation"] is not None}
+    return {"copies": sum(v["copies"] for v in clips.values()), "clips": clips,
+            "copies_on_steady_clips": sum(v["copies"] for v in steady.values()), "steady_clips": sorted(steady)}
+
+
+def format_flagged_but_wrong(summary: dict) -> str:
+    if not summary["copies"]:
+        return "no copy flagged reliable was read wrong"
+    lines = [f"flagged reliable but wrong: {summary['copies']} copies of {len(summary['clips'])} clips; "
+             f"{summary['copies_on_steady_clips']} on {len(summary['steady_clips'])} clips read at one steady "
+             "distance from the presumed own offset at every shift (the reading follows the shifts; the "
+             "presumption or a bias on that clip is at stake, see benchmarks/own_offsets.py)"]
+    for clip, v in sorted(summary["clips"].items()):
+        how = f"steady {v['steady_deviation']:+.0f}" if v["steady_deviation"] is not None else "varies"
+        lines.append(f"  {clip:<42} {v['copies']}/{v['of']} copies, off by {sorted(set(v['deviations']))} ({how})")
+    return "\n".join(lines)
 
 
 #: the figures on which the fused reading must be at least as good as each member alone to be auto's pick
