@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .crops import iter_track_crops
-from .engines import ENGINE_NAMES, OpenTrackScorer, SyncEngine, TrackScorer, TrackSync, create_engine
+from .engines import ENGINE_NAMES, OpenTrackScorer, SyncEngine, TrackSync, create_engine
 from .errors import EngineUnavailableError, InvalidArgumentError, NoFaceError, SyncNetError
 from .media import load_audio, prefetched, probe, track_audio
 from .runtime import resolve_device, resolve_runtime
@@ -155,7 +155,6 @@ class SyncPipeline:
         info = probe(video)
         if audio is None:
             audio = load_audio(video)
-        t0 = time.perf_counter()
         one_pass = tracks is None
         found, readings, engine_time, waited = self._read_tracks(video, tracks, audio, progress)
         timings = {"tracks_s": waited if one_pass else 0.0, "crops_s": 0.0 if one_pass else waited}
